@@ -1,0 +1,1 @@
+"""Training side: data sources, window encoding, models, word-level distillation, metrics, CLI."""

@@ -1,0 +1,39 @@
+"""The word-level schema every data source returns (that of the hub's nielsr/funsd-layoutlmv3)."""
+
+from __future__ import annotations
+
+import datasets
+
+LABELS: list[str] = ["O", "B-HEADER", "I-HEADER", "B-QUESTION", "I-QUESTION", "B-ANSWER", "I-ANSWER"]
+ID2LABEL: dict[int, str] = dict(enumerate(LABELS))
+LABEL2ID: dict[str, int] = {label: i for i, label in enumerate(LABELS)}
+ENTITY_TYPES: list[str] = ["HEADER", "QUESTION", "ANSWER"]
+
+# FUNSD's segment labels -> the entity type of the B-/I- tags ("other" becomes O).
+SEGMENT_LABEL_TO_TYPE: dict[str, str | None] = {
+    "header": "HEADER",
+    "question": "QUESTION",
+    "answer": "ANSWER",
+    "other": None,
+}
+
+
+def features() -> datasets.Features:
+    """The columns and types of every split of every source."""
+    return datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "bboxes": datasets.Sequence(datasets.Sequence(datasets.Value("int64"))),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=LABELS)),
+            "image": datasets.Image(),
+        }
+    )
+
+
+def segment_tags(label: str, n_words: int) -> list[int]:
+    """B- on a segment's first word, I- on the rest; O for every word of an `other` segment."""
+    entity = SEGMENT_LABEL_TO_TYPE[label]
+    if entity is None:
+        return [LABEL2ID["O"]] * n_words
+    return [LABEL2ID[f"B-{entity}"]] + [LABEL2ID[f"I-{entity}"]] * (n_words - 1)

@@ -1,0 +1,1 @@
+"""ONNX export, graph optimisation, quantisation and validation of a run directory's models."""
