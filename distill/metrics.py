@@ -1,0 +1,49 @@
+"""Word-level scores: seqeval entity precision/recall/F1 (overall and per type) and word accuracy.
+
+Called directly rather than through `evaluate.load("seqeval")`, which fetches the metric script
+from the hub at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from seqeval.metrics import accuracy_score, classification_report
+
+from distill.schema import ENTITY_TYPES, ID2LABEL
+
+
+def score_tags(true: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict:
+    """Entity-level P/R/F1 (seqeval's default, conlleval-style) and word accuracy."""
+    for i, (t, p) in enumerate(zip(true, pred, strict=True)):
+        if len(t) != len(p):
+            raise ValueError(f"form {i}: {len(t)} gold tags but {len(p)} predicted")
+    true_l, pred_l = [list(t) for t in true], [list(p) for p in pred]
+    report = classification_report(true_l, pred_l, output_dict=True, zero_division=0)
+    micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
+    per_type = {
+        name: {
+            "precision": float(report.get(name, {}).get("precision", 0.0)),
+            "recall": float(report.get(name, {}).get("recall", 0.0)),
+            "f1": float(report.get(name, {}).get("f1-score", 0.0)),
+            "support": int(report.get(name, {}).get("support", 0)),
+        }
+        for name in ENTITY_TYPES
+    }
+    return {
+        "precision": float(micro["precision"]),
+        "recall": float(micro["recall"]),
+        "f1": float(micro["f1-score"]),
+        "word_accuracy": float(accuracy_score(true_l, pred_l)) if any(true_l) else 0.0,
+        "entities": int(micro["support"]),
+        "words": sum(len(t) for t in true_l),
+        "per_type": per_type,
+    }
+
+
+def score_word_logits(gold_ids: Sequence[Sequence[int]], word_logits: Sequence[np.ndarray]) -> dict:
+    """Score per-word logits (one array per form) against gold tag ids."""
+    true = [[ID2LABEL[int(t)] for t in tags] for tags in gold_ids]
+    pred = [[ID2LABEL[int(i)] for i in logits.argmax(-1)] for logits in word_logits]
+    return score_tags(true, pred)

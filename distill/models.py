@@ -1,0 +1,296 @@
+"""Teacher and student models: hub ids or local directories, the offline `tiny` preset, layout students.
+
+The `tiny` preset builds both models from small configs with tokenizers trained on the training
+words through the real classes (byte-level BPE -> LayoutLMv3TokenizerFast, WordPiece ->
+DistilBertTokenizerFast) and the real LayoutLMv3Processor, so the offline path runs the same
+code as the real one.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    DistilBertConfig,
+    DistilBertForTokenClassification,
+    DistilBertTokenizerFast,
+    LayoutLMConfig,
+    LayoutLMForTokenClassification,
+    LayoutLMv3Config,
+    LayoutLMv3ForTokenClassification,
+    LayoutLMv3ImageProcessor,
+    LayoutLMv3Processor,
+    LayoutLMv3TokenizerFast,
+    PreTrainedModel,
+)
+
+from distill import atomic
+from distill.errors import DistillError
+from distill.schema import ID2LABEL, LABEL2ID
+from distill.windows import IMAGE_MODEL_TYPES, WindowEncoder
+
+TEACHER_DEFAULT = "microsoft/layoutlmv3-base"
+STUDENT_DEFAULT = "distilbert-base-uncased"
+TINY = "tiny"
+
+# Small enough to train in seconds on 2 CPU cores, big enough to learn synthetic forms.
+TINY_HIDDEN = 64
+TINY_LAYERS = 2
+TINY_HEADS = 2
+TINY_INTERMEDIATE = 128
+TINY_BPE_VOCAB = 2000
+TINY_WORDPIECE_VOCAB = 2000
+TINY_IMAGE_SIZE = 112  # 7x7 patches of 16 pixels: the image path stays cheap but real
+
+
+@dataclass
+class Bundle:
+    """A model with what turns words into its inputs."""
+
+    model: PreTrainedModel
+    tokenizer: Any
+    image_processor: Any | None = None
+
+    @property
+    def model_type(self) -> str:
+        return self.model.config.model_type
+
+    def encoder(self, max_length: int = 512, stride: int = 128) -> WindowEncoder:
+        return WindowEncoder.for_model(
+            self.model_type, self.tokenizer, self.image_processor, max_length=max_length, stride=stride
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """save_pretrained the model with its tokenizer (and processor), atomically."""
+        with atomic.directory(path) as tmp:
+            self.model.save_pretrained(tmp)
+            if self.image_processor is not None:
+                LayoutLMv3Processor(image_processor=self.image_processor, tokenizer=self.tokenizer).save_pretrained(tmp)
+            else:
+                self.tokenizer.save_pretrained(tmp)
+        return Path(path)
+
+
+def label_kwargs() -> dict[str, Any]:
+    return {"num_labels": len(ID2LABEL), "id2label": dict(ID2LABEL), "label2id": dict(LABEL2ID)}
+
+
+def _train_bpe(words: Iterable[str], vocab_size: int) -> LayoutLMv3TokenizerFast:
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer(add_prefix_space=True)
+    bpe.train_from_iterator(
+        words, vocab_size=vocab_size, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab, merges = bpe.save_model(tmp)
+        return LayoutLMv3TokenizerFast(vocab_file=vocab, merges_file=merges)
+
+
+def _train_wordpiece(words: Iterable[str], vocab_size: int) -> DistilBertTokenizerFast:
+    from tokenizers import BertWordPieceTokenizer
+
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator(
+        words, vocab_size=vocab_size, min_frequency=1, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        (vocab,) = wordpiece.save_model(tmp)
+        return DistilBertTokenizerFast(vocab_file=vocab, do_lower_case=True)
+
+
+def tiny_teacher(train_words: list[str]) -> Bundle:
+    tokenizer = _train_bpe(train_words, TINY_BPE_VOCAB)
+    image_processor = LayoutLMv3ImageProcessor(apply_ocr=False, size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
+    # LayoutLMv3 needs 4 * coordinate_size + 2 * shape_size == hidden_size (defaults fit 768 only).
+    coordinate = TINY_HIDDEN // 8
+    config = LayoutLMv3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=TINY_HIDDEN,
+        num_hidden_layers=TINY_LAYERS,
+        num_attention_heads=TINY_HEADS,
+        intermediate_size=TINY_INTERMEDIATE,
+        max_position_embeddings=514,  # RoBERTa-style positions start after the padding index
+        coordinate_size=coordinate,
+        shape_size=(TINY_HIDDEN - 4 * coordinate) // 2,
+        input_size=TINY_IMAGE_SIZE,
+        patch_size=16,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **label_kwargs(),
+    )
+    return Bundle(LayoutLMv3ForTokenClassification(config), tokenizer, image_processor)
+
+
+def tiny_student(train_words: list[str]) -> Bundle:
+    tokenizer = _train_wordpiece(train_words, TINY_WORDPIECE_VOCAB)
+    config = DistilBertConfig(
+        vocab_size=len(tokenizer),
+        dim=TINY_HIDDEN,
+        n_layers=TINY_LAYERS,
+        n_heads=TINY_HEADS,
+        hidden_dim=TINY_INTERMEDIATE,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+        **label_kwargs(),
+    )
+    return Bundle(DistilBertForTokenClassification(config), tokenizer)
+
+
+def _from_pretrained(name: str, role: str, teacher: bool) -> Bundle:
+    """A hub id or a local directory, with a classification head for our labels."""
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(name, ignore_mismatched_sizes=True, **label_kwargs())
+        if model.config.model_type in IMAGE_MODEL_TYPES:
+            processor = LayoutLMv3Processor.from_pretrained(name, apply_ocr=False)
+            return Bundle(model, processor.tokenizer, processor.image_processor)
+        if teacher:
+            raise DistillError(f"the teacher must be a LayoutLMv3 model, got model type {model.config.model_type!r}", name)
+        return Bundle(model, AutoTokenizer.from_pretrained(name))
+    except OSError as err:
+        raise DistillError(
+            f"could not load the {role} ({err.__class__.__name__}: {str(err).splitlines()[0]}). "
+            "Without the model hub, pass a local model directory, or use --preset tiny / quickstart.",
+            name,
+        ) from err
+
+
+def build_teacher(name: str, train_words: list[str]) -> Bundle:
+    return tiny_teacher(train_words) if name == TINY else _from_pretrained(name, "teacher", teacher=True)
+
+
+def build_student(name: str, train_words: list[str], layout: bool = False) -> Bundle:
+    bundle = tiny_student(train_words) if name == TINY else _from_pretrained(name, "student", teacher=False)
+    return with_layout(bundle) if layout else bundle
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """A fine-tuned model directory of a run (teacher/ or student/)."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise DistillError("not a model directory (no config.json): run `python -m distill.train` first", path)
+    try:
+        config = AutoConfig.from_pretrained(path)
+        model = AutoModelForTokenClassification.from_pretrained(path)
+        if config.model_type in IMAGE_MODEL_TYPES:
+            processor = LayoutLMv3Processor.from_pretrained(path, apply_ocr=False)
+            return Bundle(model, processor.tokenizer, processor.image_processor)
+        return Bundle(model, AutoTokenizer.from_pretrained(path))
+    except (OSError, ValueError) as err:
+        raise DistillError(f"could not load the model: {str(err).splitlines()[0]}", path) from err
+
+
+# --- layout-aware students -------------------------------------------------------------------
+
+# DistilBERT parameter names -> BERT/LayoutLM ones (per layer, after "transformer.layer.N.").
+_DISTILBERT_LAYER_MAP = {
+    "attention.q_lin": "attention.self.query",
+    "attention.k_lin": "attention.self.key",
+    "attention.v_lin": "attention.self.value",
+    "attention.out_lin": "attention.output.dense",
+    "sa_layer_norm": "attention.output.LayerNorm",
+    "ffn.lin1": "intermediate.dense",
+    "ffn.lin2": "output.dense",
+    "output_layer_norm": "output.LayerNorm",
+}
+
+
+def _layoutlm_config(text_config: Any) -> LayoutLMConfig:
+    if text_config.model_type == "distilbert":
+        sizes = dict(
+            hidden_size=text_config.dim,
+            num_hidden_layers=text_config.n_layers,
+            num_attention_heads=text_config.n_heads,
+            intermediate_size=text_config.hidden_dim,
+            hidden_act=text_config.activation,
+            hidden_dropout_prob=text_config.dropout,
+            attention_probs_dropout_prob=text_config.attention_dropout,
+            layer_norm_eps=1e-12,
+        )
+    elif hasattr(text_config, "hidden_size") and hasattr(text_config, "intermediate_size"):
+        sizes = {
+            k: getattr(text_config, k)
+            for k in (
+                "hidden_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "intermediate_size",
+                "hidden_act",
+                "hidden_dropout_prob",
+                "attention_probs_dropout_prob",
+                "layer_norm_eps",
+            )
+        }
+    else:
+        raise DistillError(f"no layout-aware form of a {text_config.model_type!r} student: use a BERT-family or DistilBERT one")
+    return LayoutLMConfig(
+        vocab_size=text_config.vocab_size,
+        max_position_embeddings=text_config.max_position_embeddings,
+        max_2d_position_embeddings=1024,
+        type_vocab_size=getattr(text_config, "type_vocab_size", 2),
+        pad_token_id=text_config.pad_token_id,
+        **sizes,
+        **label_kwargs(),
+    )
+
+
+def _text_to_layoutlm_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    """The text model's weights under LayoutLM's names (BERT's with another prefix; DistilBERT's mapped)."""
+    state = model.state_dict()
+    model_type = model.config.model_type
+    out: dict[str, torch.Tensor] = {}
+    if model_type == "distilbert":
+        for key, value in state.items():
+            if key.startswith("distilbert.embeddings."):
+                out["layoutlm.embeddings." + key.removeprefix("distilbert.embeddings.")] = value
+            elif key.startswith("distilbert.transformer.layer."):
+                rest = key.removeprefix("distilbert.transformer.layer.")
+                layer, name = rest.split(".", 1)
+                module, param = name.rsplit(".", 1)
+                out[f"layoutlm.encoder.layer.{layer}.{_DISTILBERT_LAYER_MAP[module]}.{param}"] = value
+            elif key.startswith("classifier."):
+                out[key] = value
+    else:
+        prefix = model.base_model_prefix + "."
+        for key, value in state.items():
+            if key.startswith(prefix):
+                out["layoutlm." + key.removeprefix(prefix)] = value
+            elif key.startswith("classifier."):
+                out[key] = value
+    return out
+
+
+def with_layout(text: Bundle) -> Bundle:
+    """The same student with each word's box: LayoutLM (v1) initialised from the text weights.
+
+    LayoutLM is BERT plus 2-D position embeddings of the word boxes; it never sees the image.
+    The 2-D embeddings start at zero, so before training the layout student computes exactly
+    what the text student does, and learns how much layout to use.
+    """
+    config = _layoutlm_config(text.model.config)
+    model = LayoutLMForTokenClassification(config)
+    missing, unexpected = model.load_state_dict(_text_to_layoutlm_state(text.model), strict=False)
+    if unexpected:
+        raise DistillError(f"could not map the student's weights to LayoutLM: unexpected {unexpected[:3]}")
+    embeddings = model.layoutlm.embeddings
+    with torch.no_grad():
+        for table in (
+            embeddings.x_position_embeddings,
+            embeddings.y_position_embeddings,
+            embeddings.h_position_embeddings,
+            embeddings.w_position_embeddings,
+        ):
+            table.weight.zero_()
+        if text.model.config.model_type == "distilbert":  # DistilBERT has no segment embeddings
+            embeddings.token_type_embeddings.weight.zero_()
+    model.layout_init_missing = [k for k in missing if "position_embeddings" not in k and "pooler" not in k]
+    return Bundle(model, text.tokenizer)

@@ -1,0 +1,143 @@
+"""One prediction API for every model and variant: words (+ boxes, + image) in, a label per word out.
+
+A backend maps a padded batch of windows to logits; `distill` ships the PyTorch one and
+`export` adds ONNX Runtime's. Training evaluation, export validation and the bench all call
+`predict_word_logits`, so what is measured is what users call.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from distill.schema import ID2LABEL
+from distill.windows import WindowEncoder, merge_word_logits, pad_batch
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "bbox", "pixel_values", "token_type_ids")
+
+
+class Backend(Protocol):
+    """Runs a model on a batch of windows; `input_names` says which fields it takes."""
+
+    input_names: Sequence[str]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+def select_inputs(batch: dict[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The fields a model takes, in its order; token type ids are zeros when the model wants them."""
+    out = {}
+    for name in names:
+        if name in batch:
+            out[name] = batch[name]
+        elif name == "token_type_ids":
+            out[name] = np.zeros_like(batch["input_ids"])
+        else:
+            raise KeyError(f"the model needs {name!r}, which this encoder does not produce")
+    return out
+
+
+class TorchBackend:
+    """A PyTorch token-classification model in eval mode, on a device and in a dtype."""
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+        self.model = model.eval().to(device)
+        if dtype is not None:
+            self.model = self.model.to(dtype)
+        self.device = torch.device(device)
+        self.dtype = dtype
+        params = inspect.signature(model.forward).parameters
+        self.input_names = [n for n in MODEL_INPUTS if n in params]
+
+    @torch.inference_mode()
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        inputs = {}
+        for name, value in select_inputs(batch, self.input_names).items():
+            tensor = torch.from_numpy(np.ascontiguousarray(value)).to(self.device)
+            if tensor.is_floating_point() and self.dtype is not None:
+                tensor = tensor.to(self.dtype)
+            inputs[name] = tensor
+        return self.model(**inputs).logits.float().cpu().numpy()
+
+
+def predict_word_logits(
+    encoder: WindowEncoder,
+    backend: Backend,
+    forms: Iterable[dict[str, Any]],
+    batch_size: int = 8,
+    progress: str | None = None,
+    total: int | None = None,
+) -> list[np.ndarray]:
+    """Per form, a [words, labels] array of logits, each word predicted once (window-merged).
+
+    `forms` yields dicts with `tokens` and, as the model needs them, `bboxes` and `image`
+    (the columns of the data schema).
+    """
+    pad_id = encoder.tokenizer.pad_token_id or 0
+    results: list[np.ndarray] = []
+    pending: list[tuple[list[dict[str, np.ndarray]], int]] = []  # (windows, n_words) per form
+    queue: list[dict[str, np.ndarray]] = []
+
+    def flush() -> None:
+        outputs: list[np.ndarray] = []
+        for i in range(0, len(queue), batch_size):
+            chunk = queue[i : i + batch_size]
+            logits = backend(pad_batch(chunk, pad_id))
+            outputs.extend(logits[j, : len(w["input_ids"])] for j, w in enumerate(chunk))
+        cursor = 0
+        for windows, n_words in pending:
+            results.append(merge_word_logits(windows, outputs[cursor : cursor + len(windows)], n_words))
+            cursor += len(windows)
+        pending.clear()
+        queue.clear()
+
+    for form in tqdm(forms, desc=progress, total=total, disable=progress is None, leave=False):
+        windows = encoder.encode_form(form["tokens"], form.get("bboxes"), form.get("image"))
+        pending.append((windows, len(form["tokens"])))
+        queue.extend(windows)
+        if len(queue) >= batch_size:
+            flush()
+    if queue or pending:
+        flush()
+    return results
+
+
+@dataclass(frozen=True)
+class WordPrediction:
+    word: str
+    label: str
+    score: float
+
+
+class Predictor:
+    """Label the words of a form with any model: `Predictor.from_dir(run/"student").predict(words)`."""
+
+    def __init__(self, encoder: WindowEncoder, backend: Backend, batch_size: int = 8) -> None:
+        self.encoder = encoder
+        self.backend = backend
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_dir(cls, path: str | Path, max_length: int = 512, stride: int = 128, device: str = "cpu") -> Predictor:
+        from distill.models import load_bundle
+
+        bundle = load_bundle(path)
+        return cls(bundle.encoder(max_length, stride), TorchBackend(bundle.model, device))
+
+    def predict(self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None = None, image: Any = None) -> list[WordPrediction]:
+        """One label and its probability per word; `boxes` (0..1000) and `image` where the model needs them."""
+        form = {"tokens": list(words), "bboxes": boxes, "image": image}
+        (logits,) = predict_word_logits(self.encoder, self.backend, [form], self.batch_size)
+        shifted = np.exp(logits - logits.max(-1, keepdims=True))
+        probs = shifted / shifted.sum(-1, keepdims=True)
+        return [
+            WordPrediction(word, ID2LABEL[int(i)], float(p[i]))
+            for word, p, i in zip(words, probs, probs.argmax(-1), strict=True)
+        ]

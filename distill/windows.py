@@ -1,0 +1,239 @@
+"""Encode a form (words, boxes, image) into overlapping windows, and merge window outputs back to words.
+
+This is the one place where tokens become words again: training evaluation, export validation
+and the bench all merge through `merge_word_logits`, so every reported F1 is computed the same way.
+
+Why windows are cut here and not by the tokenizer's own `return_overflowing_tokens`: the
+tokenizer cuts at token boundaries, so a word can start in one window and continue in the next,
+where its continuation would look like a first sub-token. Cutting at word boundaries keeps every
+word whole inside each window that holds it, so every word has exactly one first sub-token per
+window and none is ever dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+IGNORE_INDEX = -100
+
+# Model types whose forward takes word boxes (bbox) and, for the first, the page image.
+IMAGE_MODEL_TYPES = {"layoutlmv3"}
+BOX_MODEL_TYPES = {"layoutlmv3", "layoutlm", "layoutlmv2", "lilt"}
+
+
+@dataclass(frozen=True)
+class WindowSpan:
+    """Words [start, end) of a form, their sub-tokens [tok_start, tok_end) of the form's tokens."""
+
+    start: int
+    end: int
+    tok_start: int
+    tok_end: int
+
+
+def plan_windows(token_counts: Sequence[int], capacity: int, stride: int) -> list[WindowSpan]:
+    """Cut a form into windows of whole words holding at most `capacity` sub-tokens each.
+
+    Consecutive windows share about `stride` tokens of context (whole words), so a word near one
+    window's edge sits nearer the middle of the next one.
+    """
+    if capacity < 1:
+        raise ValueError(f"window capacity must be positive, got {capacity}")
+    offsets = np.concatenate([[0], np.cumsum(token_counts)]).astype(int)
+    n = len(token_counts)
+    spans: list[WindowSpan] = []
+    start = 0
+    while True:
+        end = start
+        while end < n and offsets[end + 1] - offsets[start] <= capacity:
+            end += 1
+        end = max(end, start + 1) if n else 0  # a single over-long word still gets its window
+        spans.append(WindowSpan(start, end, int(offsets[start]), int(offsets[end])))
+        if end >= n:
+            return spans
+        # The next window starts as early as keeps its overlap with this one within `stride` tokens.
+        nxt = end
+        while nxt - 1 > start and offsets[end] - offsets[nxt - 1] <= stride:
+            nxt -= 1
+        start = nxt
+
+
+class WindowEncoder:
+    """Turns forms into model-ready windows for one tokenizer (and image processor, for LayoutLMv3)."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        *,
+        max_length: int = 512,
+        stride: int = 128,
+        use_boxes: bool = False,
+        image_processor: Any | None = None,
+    ) -> None:
+        if stride >= max_length:
+            raise ValueError(f"stride ({stride}) must be smaller than max length ({max_length})")
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.stride = stride
+        self.use_boxes = use_boxes or image_processor is not None
+        self.image_processor = image_processor
+        # Where the special tokens go around a single sequence: learnt from the tokenizer itself.
+        marked = tokenizer.build_inputs_with_special_tokens([-1])
+        cut = marked.index(-1)
+        self.prefix_ids: list[int] = list(marked[:cut])
+        self.suffix_ids: list[int] = list(marked[cut + 1 :])
+        self.capacity = max_length - len(self.prefix_ids) - len(self.suffix_ids)
+        # LayoutLMv3's tokenizer requires boxes with the words; others take pre-split words.
+        self._wants_boxes_in_call = "boxes" in tokenizer.__call__.__code__.co_varnames
+
+    @classmethod
+    def for_model(cls, model_type: str, tokenizer: Any, image_processor: Any | None = None, **kw: Any) -> WindowEncoder:
+        """The encoder a model of this type needs: boxes for layout models, the image for LayoutLMv3."""
+        return cls(
+            tokenizer,
+            use_boxes=model_type in BOX_MODEL_TYPES,
+            image_processor=image_processor if model_type in IMAGE_MODEL_TYPES else None,
+            **kw,
+        )
+
+    def word_token_ids(self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None) -> list[list[int]]:
+        """Sub-token ids of each word, without special tokens; never empty, never over capacity."""
+        if not words:
+            return []
+        if self._wants_boxes_in_call:
+            boxes = boxes if boxes is not None else [[0, 0, 0, 0]] * len(words)
+            enc = self.tokenizer(list(words), boxes=[list(b) for b in boxes], add_special_tokens=False)
+        else:
+            enc = self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False)
+        per_word: list[list[int]] = [[] for _ in words]
+        for token_id, word in zip(enc["input_ids"], enc.word_ids(), strict=True):
+            if word is not None:
+                per_word[word].append(token_id)
+        unk = self.tokenizer.unk_token_id
+        # A word the normaliser erases entirely still needs a position to be predicted at.
+        return [ids[: self.capacity] if ids else [unk] for ids in per_word]
+
+    def encode_form(
+        self,
+        words: Sequence[str],
+        boxes: Sequence[Sequence[int]] | None = None,
+        image: Any | None = None,
+        tags: Sequence[int] | None = None,
+        word_targets: np.ndarray | None = None,
+    ) -> list[dict[str, np.ndarray]]:
+        """All windows of one form.
+
+        Each window has input_ids, attention_mask, word_index (the form's word index at each word's
+        first sub-token, -1 elsewhere), and where they apply: bbox, pixel_values, labels (tag on
+        first sub-tokens, -100 elsewhere), teacher_logits (word_targets[word] at first sub-tokens).
+        """
+        if self.use_boxes and boxes is None:
+            raise ValueError("this model needs a box for every word")
+        if boxes is not None and len(boxes) != len(words):
+            raise ValueError(f"{len(words)} words but {len(boxes)} boxes")
+        pixel_values = None
+        if self.image_processor is not None:
+            if image is None:
+                raise ValueError("this model needs the page image")
+            pixel_values = self.image_processor(images=image.convert("RGB"), return_tensors="np")["pixel_values"][0]
+        per_word = self.word_token_ids(words, boxes)
+        spans = plan_windows([len(t) for t in per_word], self.capacity, self.stride)
+        box_array = np.asarray(boxes, dtype=np.int64).reshape(-1, 4) if boxes is not None else None
+        return [self._window(span, per_word, box_array, pixel_values, tags, word_targets) for span in spans]
+
+    def _window(
+        self,
+        span: WindowSpan,
+        per_word: list[list[int]],
+        boxes: np.ndarray | None,
+        pixel_values: np.ndarray | None,
+        tags: Sequence[int] | None,
+        word_targets: np.ndarray | None,
+    ) -> dict[str, np.ndarray]:
+        ids = list(self.prefix_ids)
+        word_of_token = [-1] * len(self.prefix_ids)
+        first = [False] * len(self.prefix_ids)
+        for w in range(span.start, span.end):
+            ids.extend(per_word[w])
+            word_of_token.extend([w] * len(per_word[w]))
+            first.extend([True] + [False] * (len(per_word[w]) - 1))
+        ids.extend(self.suffix_ids)
+        word_of_token.extend([-1] * len(self.suffix_ids))
+        first.extend([False] * len(self.suffix_ids))
+        word_arr = np.asarray(word_of_token, dtype=np.int64)
+        first_arr = np.asarray(first, dtype=bool)
+        out: dict[str, np.ndarray] = {
+            "input_ids": np.asarray(ids, dtype=np.int64),
+            "attention_mask": np.ones(len(ids), dtype=np.int64),
+            "word_index": np.where(first_arr, word_arr, -1),
+        }
+        if self.use_boxes and boxes is not None:
+            bbox = np.zeros((len(ids), 4), dtype=np.int64)
+            in_word = word_arr >= 0
+            bbox[in_word] = boxes[word_arr[in_word]]
+            out["bbox"] = bbox
+        if pixel_values is not None:
+            out["pixel_values"] = pixel_values
+        if tags is not None:
+            tag_arr = np.asarray(tags, dtype=np.int64)
+            out["labels"] = np.where(first_arr, tag_arr[np.maximum(word_arr, 0)], IGNORE_INDEX)
+        if word_targets is not None:
+            targets = np.zeros((len(ids), word_targets.shape[1]), dtype=np.float32)
+            targets[first_arr] = word_targets[word_arr[first_arr]]
+            out["teacher_logits"] = targets
+        return out
+
+
+PAD_VALUES = {"attention_mask": 0, "word_index": -1, "labels": IGNORE_INDEX, "bbox": 0, "teacher_logits": 0.0, "token_type_ids": 0}
+
+
+def pad_batch(windows: Sequence[dict[str, np.ndarray]], pad_token_id: int, pad_to: int | None = None) -> dict[str, np.ndarray]:
+    """Stack windows into a batch, padding every per-token field to the longest (or `pad_to`)."""
+    length = max(len(w["input_ids"]) for w in windows)
+    length = max(length, pad_to or 0)
+    batch: dict[str, np.ndarray] = {}
+    for key in windows[0]:
+        if key == "pixel_values":  # one image per window, not per token
+            batch[key] = np.stack([w[key] for w in windows])
+            continue
+        pad = pad_token_id if key == "input_ids" else PAD_VALUES[key]
+        rows = []
+        for w in windows:
+            value = w[key]
+            widths = [(0, length - len(value))] + [(0, 0)] * (value.ndim - 1)
+            rows.append(np.pad(value, widths, constant_values=pad))
+        batch[key] = np.stack(rows)
+    return batch
+
+
+def merge_word_logits(windows: Sequence[dict[str, np.ndarray]], logits: Sequence[np.ndarray], n_words: int) -> np.ndarray:
+    """One row of logits per word: from the window where the word sits furthest from an edge.
+
+    `logits[i]` is window i's [tokens, labels] output (padding beyond the window is ignored).
+    Distance counts sub-tokens to the nearer end of the window's content, so a word in an
+    overlap is taken from the window that saw the most context on both sides of it.
+    """
+    if n_words == 0:
+        return np.zeros((0, logits[0].shape[-1] if len(logits) else 0), dtype=np.float32)
+    best = np.full(n_words, -1, dtype=np.int64)
+    merged = np.zeros((n_words, logits[0].shape[-1]), dtype=np.float32)
+    for window, window_logits in zip(windows, logits, strict=True):
+        word_index = window["word_index"]
+        positions = np.nonzero(word_index >= 0)[0]
+        if len(positions) == 0:
+            continue
+        lo = positions[0]  # the window's first word
+        hi = np.nonzero(window["attention_mask"])[0][-1]  # its last token (a special: same offset in every window)
+        margin = np.minimum(positions - lo, hi - positions)
+        words = word_index[positions]
+        better = margin > best[words]
+        merged[words[better]] = window_logits[positions[better]]
+        best[words[better]] = margin[better]
+    missing = np.nonzero(best < 0)[0]
+    if len(missing):
+        raise RuntimeError(f"{len(missing)} words were not in any window (first: {missing[0]})")
+    return merged
