@@ -1,0 +1,118 @@
+"""The resolved configuration of a training run: every default written out to config.toml."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from distill import atomic
+from distill.errors import DistillError
+from distill.models import STUDENT_DEFAULT, TEACHER_DEFAULT, TINY
+
+HUB_DATASET = "nielsr/funsd-layoutlmv3"
+
+
+@dataclass
+class TrainConfig:
+    """Options of `python -m distill.train` (the CLI's kebab-case names, with underscores)."""
+
+    # data
+    data: str = field(default=HUB_DATASET, metadata={"help": "hub dataset id, a local FUNSD release directory, or 'synthetic'"})
+    word_boxes: bool = field(default=False, metadata={"help": "local FUNSD: each word's own box instead of its segment's"})
+    synthetic_forms: int = field(default=48, metadata={"help": "synthetic source: number of training forms (a third as many test forms)"})
+    max_words: int = field(default=120, metadata={"help": "synthetic source: most words in one form"})
+    # models
+    teacher: str = field(default=TEACHER_DEFAULT, metadata={"help": f"teacher: hub id, local directory, or '{TINY}'"})
+    student: str = field(default=STUDENT_DEFAULT, metadata={"help": f"student: hub id, local directory, or '{TINY}' (any encoder)"})
+    student_layout: bool = field(default=False, metadata={"help": "give the student each word's box (LayoutLM from the student's text weights)"})
+    teacher_dir: str = field(default="", metadata={"help": "reuse this fine-tuned teacher (a run's teacher/ directory) instead of training one"})
+    stage: str = field(default="all", metadata={"help": "what to train: teacher, student, or all"})
+    # encoding
+    max_length: int = field(default=512, metadata={"help": "sub-tokens per window"})
+    stride: int = field(default=128, metadata={"help": "sub-tokens shared by consecutive windows"})
+    # optimisation
+    epochs: float = field(default=20.0, metadata={"help": "training epochs per model (ignored when --max-steps is set)"})
+    teacher_epochs: float = field(default=0.0, metadata={"help": "teacher epochs, if different from --epochs (0: same)"})
+    max_steps: int = field(default=-1, metadata={"help": "optimiser steps per model; overrides epochs when > 0"})
+    teacher_lr: float = field(default=5e-5, metadata={"help": "teacher learning rate"})
+    student_lr: float = field(default=5e-5, metadata={"help": "student learning rate"})
+    batch_size: int = field(default=8, metadata={"help": "windows per device per step"})
+    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps spent warming up the learning rate"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    # distillation
+    temperature: float = field(default=2.0, metadata={"help": "distillation temperature T"})
+    alpha: float = field(default=0.5, metadata={"help": "weight of the distillation term (0: plain fine-tuning)"})
+    baseline: bool = field(default=True, metadata={"help": "also train a student without distillation, same budget"})
+    # run
+    seed: int = field(default=42, metadata={"help": "seed for data order, initialisation and synthetic forms"})
+    output_dir: str = field(default="", metadata={"help": "run directory to write (default runs/<timestamp>)"})
+    report_dir: str = field(default="reports", metadata={"help": "where training.md goes"})
+    save_steps: int = field(default=0, metadata={"help": "checkpoint every N steps (0: every epoch)"})
+    resume: bool = field(default=True, metadata={"help": "resume an interrupted run from its last checkpoint"})
+    eval_batch_size: int = field(default=16, metadata={"help": "windows per batch at evaluation"})
+    fp16: bool = field(default=False, metadata={"help": "mixed precision (CUDA)"})
+    bf16: bool = field(default=False, metadata={"help": "bfloat16 mixed precision (CUDA or recent CPUs)"})
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(dataclasses.asdict(self))
+
+    def write(self, path: str | Path) -> None:
+        atomic.write_text(path, self.to_toml())
+
+    @classmethod
+    def read(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as err:
+            raise DistillError("no such config file", path) from err
+        except tomllib.TOMLDecodeError as err:
+            raise DistillError(f"not valid TOML: {err}", path) from err
+        return cls().updated(values, source=path)
+
+    def updated(self, values: dict[str, Any], source: str | Path | None = None) -> TrainConfig:
+        """A copy with `values` (kebab- or snake-case keys) applied; unknown keys are an error."""
+        known = {f.name: f for f in fields(self)}
+        changes: dict[str, Any] = {}
+        for key, value in values.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                raise DistillError(f"unknown option {key!r}", source)
+            changes[name] = value
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> TrainConfig:
+        if self.stage not in ("teacher", "student", "all"):
+            raise DistillError(f"--stage must be teacher, student or all, got {self.stage!r}")
+        if self.stride >= self.max_length:
+            raise DistillError(f"--stride ({self.stride}) must be smaller than --max-length ({self.max_length})")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise DistillError(f"--alpha must be within 0..1, got {self.alpha}")
+        if self.temperature <= 0:
+            raise DistillError(f"--temperature must be positive, got {self.temperature}")
+        return self
+
+
+# Named bundles of options; the CLI applies a preset first, then a config file, then flags.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "tiny": {"teacher": TINY, "student": TINY, "max_length": 128, "stride": 32},
+    # The README's main job: synthetic forms and tiny models, end to end in about a minute on 2 cores.
+    "quickstart": {
+        "data": "synthetic",
+        "teacher": TINY,
+        "student": TINY,
+        "max_length": 128,
+        "stride": 32,
+        "epochs": 8.0,
+        "teacher_lr": 2e-3,
+        "student_lr": 2e-3,
+        "batch_size": 8,
+    },
+}

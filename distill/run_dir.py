@@ -1,0 +1,67 @@
+"""The run directory: the contract between training, export and the bench (see DESIGN.md)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import datasets
+
+from distill import atomic
+from distill.config import TrainConfig
+from distill.data import load_source
+from distill.errors import DistillError
+
+RUNS = Path("runs")
+LATEST = "latest"
+CONFIG = "config.toml"
+METRICS = "metrics.json"
+TEACHER = "teacher"
+STUDENT = "student"
+BASELINE = "student-baseline"  # the same student trained without distillation
+
+
+def new_run_dir(output_dir: str | Path | None) -> Path:
+    """The directory a run writes: the one given, else runs/<timestamp>."""
+    if output_dir:
+        return Path(output_dir)
+    return RUNS / time.strftime("%Y%m%d-%H%M%S")
+
+
+def mark_latest(run: Path) -> None:
+    """Point runs/latest at this run (a relative link when it lives under runs/)."""
+    RUNS.mkdir(exist_ok=True)
+    run = run.resolve()
+    target = str(run.relative_to(RUNS.resolve())) if run.parent == RUNS.resolve() else str(run)
+    atomic.point_symlink(RUNS / LATEST, target)
+
+
+def resolve_run_dir(run_dir: str | Path | None = None) -> Path:
+    """The run to read: the one given, else runs/latest; a clear error when there is none."""
+    path = Path(run_dir) if run_dir else RUNS / LATEST
+    if not path.exists():
+        hint = "" if run_dir else " (runs/latest is made by a training run)"
+        raise DistillError(f"no run directory here{hint}: run `python -m distill.train` first, or pass --run-dir", path)
+    if not (path / CONFIG).is_file():
+        raise DistillError(f"not a run directory (no {CONFIG}): run `python -m distill.train` first", path)
+    return path.resolve()
+
+
+def read_config(run: Path) -> TrainConfig:
+    return TrainConfig.read(run / CONFIG)
+
+
+def model_dirs(run: Path) -> dict[str, Path]:
+    """The run's trained models by name (teacher, student, student-baseline), those present."""
+    return {name: run / name for name in (TEACHER, STUDENT, BASELINE) if (run / name / "config.json").is_file()}
+
+
+def load_run_data(config: TrainConfig) -> datasets.DatasetDict:
+    """The dataset a run was trained and scored on, rebuilt from its config."""
+    return load_source(
+        config.data,
+        word_boxes=config.word_boxes,
+        synthetic_forms=config.synthetic_forms,
+        max_words=config.max_words,
+        seed=config.seed,
+    )
