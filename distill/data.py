@@ -1,0 +1,106 @@
+"""One entry point for every data source: `--data` names a hub id, a FUNSD release directory or `synthetic`."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import datasets
+
+from distill.data_funsd import load_funsd_local
+from distill.data_hub import DEFAULT_HUB_DATASET, load_hub
+from distill.data_synthetic import make_synthetic
+from distill.errors import DistillError
+
+SYNTHETIC = "synthetic"
+DEFAULT_SOURCE = DEFAULT_HUB_DATASET
+DEFAULT_SYNTHETIC_FORMS = 64  # 48 train + 16 test
+DEFAULT_MAX_WORDS = 120
+
+SourceKind = Literal["synthetic", "local", "hub"]
+
+# owner/name as the hub spells it; anything else with a path separator is a path.
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")
+
+
+def source_kind(source: str) -> SourceKind:
+    """Which loader a --data value goes to.
+
+    `synthetic` is the generator; an existing path, or anything that looks like a path
+    (starts with . / ~, or has a separator and is not owner/name), is a FUNSD release
+    directory; everything else is a hub id. A local directory named like a hub id wins.
+    """
+    if not source or not source.strip():
+        raise DistillError("empty data source: give a hub id, a FUNSD release directory or 'synthetic'")
+    if source == SYNTHETIC:
+        return "synthetic"
+    if Path(source).expanduser().exists() or _looks_like_path(source):
+        return "local"
+    return "hub"
+
+
+def _looks_like_path(source: str) -> bool:
+    if source.startswith((".", "/", "~")):
+        return True
+    if _HUB_ID.fullmatch(source):
+        return False
+    return any(sep and sep in source for sep in (os.sep, os.altsep))
+
+
+def synthetic_split_sizes(total: int | None) -> tuple[int, int]:
+    """Train/test forms for a total: a quarter for test (64 -> 48/16), at least one of each."""
+    total = DEFAULT_SYNTHETIC_FORMS if total is None else total
+    if total < 2:
+        raise DistillError(f"synthetic data needs at least 2 forms (one train, one test), got {total}")
+    test = max(1, round(total / 4))
+    return total - test, test
+
+
+def load_source(
+    source: str,
+    *,
+    word_boxes: bool = False,
+    synthetic_forms: int | None = None,
+    max_words: int | None = None,
+    seed: int = 0,
+) -> datasets.DatasetDict:
+    """The train/test DatasetDict of any source, in the hub schema.
+
+    synthetic_forms, max_words and seed shape only the synthetic source; word_boxes
+    applies to a FUNSD release and to synthetic forms (the hub copy has segment boxes only).
+    """
+    kind = source_kind(source)
+    if kind == "synthetic":
+        num_train, num_test = synthetic_split_sizes(synthetic_forms)
+        words = DEFAULT_MAX_WORDS if max_words is None else max_words
+        return make_synthetic(num_train, num_test, max_words=words, seed=seed, word_boxes=word_boxes)
+    if kind == "local":
+        return load_funsd_local(Path(source).expanduser(), word_boxes=word_boxes)
+    if word_boxes:
+        raise DistillError(
+            f"word-level boxes need the FUNSD release files: the hub copy {source} has segment boxes only; "
+            "use --data PATH to a FUNSD release directory"
+        )
+    return load_hub(source)
+
+
+def describe_source(
+    source: str,
+    *,
+    word_boxes: bool = False,
+    synthetic_forms: int | None = None,
+    max_words: int | None = None,
+    seed: int = 0,
+) -> str:
+    """One line for reports and metrics.json, e.g. 'synthetic (seed 0, 48/16 forms, <= 120 words, segment boxes)'."""
+    boxes = "word boxes" if word_boxes else "segment boxes"
+    kind = source_kind(source)
+    if kind == "synthetic":
+        num_train, num_test = synthetic_split_sizes(synthetic_forms)
+        words = DEFAULT_MAX_WORDS if max_words is None else max_words
+        return f"synthetic (seed {seed}, {num_train}/{num_test} forms, <= {words} words, {boxes})"
+    if kind == "local":
+        return f"FUNSD release at {Path(source).expanduser()} ({boxes})"
+    return f"hub dataset {source} ({boxes})"
