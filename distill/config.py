@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+import tomllib
 
 from distill import atomic
 from distill.errors import DistillError
@@ -22,39 +22,77 @@ class TrainConfig:
     """Options of `python -m distill.train` (the CLI's kebab-case names, with underscores)."""
 
     # data
-    data: str = field(default=HUB_DATASET, metadata={"help": "hub dataset id, a local FUNSD release directory, or 'synthetic'"})
-    word_boxes: bool = field(default=False, metadata={"help": "local FUNSD: each word's own box instead of its segment's"})
-    synthetic_forms: int = field(default=48, metadata={"help": "synthetic source: number of training forms (a third as many test forms)"})
+    data: str = field(
+        default=HUB_DATASET,
+        metadata={"help": "hub dataset id, a local FUNSD release directory, or 'synthetic'"},
+    )
+    word_boxes: bool = field(
+        default=False, metadata={"help": "local FUNSD: each word's own box instead of its segment's"}
+    )
+    synthetic_forms: int = field(
+        default=64, metadata={"help": "synthetic source: forms in all (a quarter go to the test split)"}
+    )
     max_words: int = field(default=120, metadata={"help": "synthetic source: most words in one form"})
     # models
-    teacher: str = field(default=TEACHER_DEFAULT, metadata={"help": f"teacher: hub id, local directory, or '{TINY}'"})
-    student: str = field(default=STUDENT_DEFAULT, metadata={"help": f"student: hub id, local directory, or '{TINY}' (any encoder)"})
-    student_layout: bool = field(default=False, metadata={"help": "give the student each word's box (LayoutLM from the student's text weights)"})
-    teacher_dir: str = field(default="", metadata={"help": "reuse this fine-tuned teacher (a run's teacher/ directory) instead of training one"})
+    teacher: str = field(
+        default=TEACHER_DEFAULT, metadata={"help": f"teacher: hub id, local directory, or '{TINY}'"}
+    )
+    student: str = field(
+        default=STUDENT_DEFAULT,
+        metadata={"help": f"student: hub id, local directory, or '{TINY}' (any encoder)"},
+    )
+    student_layout: bool = field(
+        default=False,
+        metadata={"help": "give the student each word's box (LayoutLM from the student's text weights)"},
+    )
+    teacher_dir: str = field(
+        default="",
+        metadata={
+            "help": "reuse this fine-tuned teacher (a run's teacher/ directory) instead of training one"
+        },
+    )
     stage: str = field(default="all", metadata={"help": "what to train: teacher, student, or all"})
     # encoding
     max_length: int = field(default=512, metadata={"help": "sub-tokens per window"})
     stride: int = field(default=128, metadata={"help": "sub-tokens shared by consecutive windows"})
     # optimisation
-    epochs: float = field(default=20.0, metadata={"help": "training epochs per model (ignored when --max-steps is set)"})
-    teacher_epochs: float = field(default=0.0, metadata={"help": "teacher epochs, if different from --epochs (0: same)"})
-    max_steps: int = field(default=-1, metadata={"help": "optimiser steps per model; overrides epochs when > 0"})
+    epochs: float = field(
+        default=20.0, metadata={"help": "training epochs per model (ignored when --max-steps is set)"}
+    )
+    teacher_epochs: float = field(
+        default=0.0, metadata={"help": "teacher epochs, if different from --epochs (0: same)"}
+    )
+    max_steps: int = field(
+        default=-1, metadata={"help": "optimiser steps per model; overrides epochs when > 0"}
+    )
     teacher_lr: float = field(default=5e-5, metadata={"help": "teacher learning rate"})
     student_lr: float = field(default=5e-5, metadata={"help": "student learning rate"})
     batch_size: int = field(default=8, metadata={"help": "windows per device per step"})
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps spent warming up the learning rate"})
+    warmup_ratio: float = field(
+        default=0.1, metadata={"help": "share of steps spent warming up the learning rate"}
+    )
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     # distillation
     temperature: float = field(default=2.0, metadata={"help": "distillation temperature T"})
-    alpha: float = field(default=0.5, metadata={"help": "weight of the distillation term (0: plain fine-tuning)"})
-    baseline: bool = field(default=True, metadata={"help": "also train a student without distillation, same budget"})
+    alpha: float = field(
+        default=0.5, metadata={"help": "weight of the distillation term (0: plain fine-tuning)"}
+    )
+    baseline: bool = field(
+        default=True, metadata={"help": "also train a student without distillation, same budget"}
+    )
     # run
-    seed: int = field(default=42, metadata={"help": "seed for data order, initialisation and synthetic forms"})
-    output_dir: str = field(default="", metadata={"help": "run directory to write (default runs/<timestamp>)"})
+    seed: int = field(
+        default=42, metadata={"help": "seed for data order, initialisation and synthetic forms"}
+    )
+    output_dir: str = field(
+        default="", metadata={"help": "run directory to write (default runs/<timestamp>)"}
+    )
     report_dir: str = field(default="reports", metadata={"help": "where training.md goes"})
     save_steps: int = field(default=0, metadata={"help": "checkpoint every N steps (0: every epoch)"})
-    resume: bool = field(default=True, metadata={"help": "resume an interrupted run from its last checkpoint"})
+    resume: bool = field(
+        default=True, metadata={"help": "resume an interrupted run from its last checkpoint"}
+    )
     eval_batch_size: int = field(default=16, metadata={"help": "windows per batch at evaluation"})
     fp16: bool = field(default=False, metadata={"help": "mixed precision (CUDA)"})
     bf16: bool = field(default=False, metadata={"help": "bfloat16 mixed precision (CUDA or recent CPUs)"})
@@ -91,7 +129,9 @@ class TrainConfig:
         if self.stage not in ("teacher", "student", "all"):
             raise DistillError(f"--stage must be teacher, student or all, got {self.stage!r}")
         if self.stride >= self.max_length:
-            raise DistillError(f"--stride ({self.stride}) must be smaller than --max-length ({self.max_length})")
+            raise DistillError(
+                f"--stride ({self.stride}) must be smaller than --max-length ({self.max_length})"
+            )
         if not 0.0 <= self.alpha <= 1.0:
             raise DistillError(f"--alpha must be within 0..1, got {self.alpha}")
         if self.temperature <= 0:

@@ -73,7 +73,9 @@ class Bundle:
         with atomic.directory(path) as tmp:
             self.model.save_pretrained(tmp)
             if self.image_processor is not None:
-                LayoutLMv3Processor(image_processor=self.image_processor, tokenizer=self.tokenizer).save_pretrained(tmp)
+                LayoutLMv3Processor(
+                    image_processor=self.image_processor, tokenizer=self.tokenizer
+                ).save_pretrained(tmp)
             else:
                 self.tokenizer.save_pretrained(tmp)
         return Path(path)
@@ -88,7 +90,10 @@ def _train_bpe(words: Iterable[str], vocab_size: int) -> LayoutLMv3TokenizerFast
 
     bpe = ByteLevelBPETokenizer(add_prefix_space=True)
     bpe.train_from_iterator(
-        words, vocab_size=vocab_size, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        words,
+        vocab_size=vocab_size,
+        min_frequency=1,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
     )
     with tempfile.TemporaryDirectory() as tmp:
         vocab, merges = bpe.save_model(tmp)
@@ -100,7 +105,10 @@ def _train_wordpiece(words: Iterable[str], vocab_size: int) -> DistilBertTokeniz
 
     wordpiece = BertWordPieceTokenizer(lowercase=True)
     wordpiece.train_from_iterator(
-        words, vocab_size=vocab_size, min_frequency=1, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        words,
+        vocab_size=vocab_size,
+        min_frequency=1,
+        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
     )
     with tempfile.TemporaryDirectory() as tmp:
         (vocab,) = wordpiece.save_model(tmp)
@@ -109,7 +117,9 @@ def _train_wordpiece(words: Iterable[str], vocab_size: int) -> DistilBertTokeniz
 
 def tiny_teacher(train_words: list[str]) -> Bundle:
     tokenizer = _train_bpe(train_words, TINY_BPE_VOCAB)
-    image_processor = LayoutLMv3ImageProcessor(apply_ocr=False, size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
+    image_processor = LayoutLMv3ImageProcessor(
+        apply_ocr=False, size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
+    )
     # LayoutLMv3 needs 4 * coordinate_size + 2 * shape_size == hidden_size (defaults fit 768 only).
     coordinate = TINY_HIDDEN // 8
     config = LayoutLMv3Config(
@@ -149,12 +159,16 @@ def tiny_student(train_words: list[str]) -> Bundle:
 def _from_pretrained(name: str, role: str, teacher: bool) -> Bundle:
     """A hub id or a local directory, with a classification head for our labels."""
     try:
-        model = AutoModelForTokenClassification.from_pretrained(name, ignore_mismatched_sizes=True, **label_kwargs())
+        model = AutoModelForTokenClassification.from_pretrained(
+            name, ignore_mismatched_sizes=True, **label_kwargs()
+        )
         if model.config.model_type in IMAGE_MODEL_TYPES:
             processor = LayoutLMv3Processor.from_pretrained(name, apply_ocr=False)
             return Bundle(model, processor.tokenizer, processor.image_processor)
         if teacher:
-            raise DistillError(f"the teacher must be a LayoutLMv3 model, got model type {model.config.model_type!r}", name)
+            raise DistillError(
+                f"the teacher must be a LayoutLMv3 model, got model type {model.config.model_type!r}", name
+            )
         return Bundle(model, AutoTokenizer.from_pretrained(name))
     except OSError as err:
         raise DistillError(
@@ -177,7 +191,9 @@ def load_bundle(path: str | Path) -> Bundle:
     """A fine-tuned model directory of a run (teacher/ or student/)."""
     path = Path(path)
     if not (path / "config.json").is_file():
-        raise DistillError("not a model directory (no config.json): run `python -m distill.train` first", path)
+        raise DistillError(
+            "not a model directory (no config.json): run `python -m distill.train` first", path
+        )
     try:
         config = AutoConfig.from_pretrained(path)
         model = AutoModelForTokenClassification.from_pretrained(path)
@@ -231,7 +247,9 @@ def _layoutlm_config(text_config: Any) -> LayoutLMConfig:
             )
         }
     else:
-        raise DistillError(f"no layout-aware form of a {text_config.model_type!r} student: use a BERT-family or DistilBERT one")
+        raise DistillError(
+            f"no layout-aware form of a {text_config.model_type!r} student: use a BERT-family or DistilBERT one"
+        )
     return LayoutLMConfig(
         vocab_size=text_config.vocab_size,
         max_position_embeddings=text_config.max_position_embeddings,

@@ -44,17 +44,24 @@ def select_inputs(batch: dict[str, np.ndarray], names: Sequence[str]) -> dict[st
     return out
 
 
+def model_input_names(model: torch.nn.Module) -> list[str]:
+    """The window fields a PyTorch model's forward takes, in a fixed order."""
+    params = inspect.signature(model.forward).parameters
+    return [n for n in MODEL_INPUTS if n in params]
+
+
 class TorchBackend:
     """A PyTorch token-classification model in eval mode, on a device and in a dtype."""
 
-    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+    def __init__(
+        self, model: torch.nn.Module, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+    ):
         self.model = model.eval().to(device)
         if dtype is not None:
             self.model = self.model.to(dtype)
         self.device = torch.device(device)
         self.dtype = dtype
-        params = inspect.signature(model.forward).parameters
-        self.input_names = [n for n in MODEL_INPUTS if n in params]
+        self.input_names = model_input_names(model)
 
     @torch.inference_mode()
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
@@ -125,13 +132,17 @@ class Predictor:
         self.batch_size = batch_size
 
     @classmethod
-    def from_dir(cls, path: str | Path, max_length: int = 512, stride: int = 128, device: str = "cpu") -> Predictor:
+    def from_dir(
+        cls, path: str | Path, max_length: int = 512, stride: int = 128, device: str = "cpu"
+    ) -> Predictor:
         from distill.models import load_bundle
 
         bundle = load_bundle(path)
         return cls(bundle.encoder(max_length, stride), TorchBackend(bundle.model, device))
 
-    def predict(self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None = None, image: Any = None) -> list[WordPrediction]:
+    def predict(
+        self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None = None, image: Any = None
+    ) -> list[WordPrediction]:
         """One label and its probability per word; `boxes` (0..1000) and `image` where the model needs them."""
         form = {"tokens": list(words), "bboxes": boxes, "image": image}
         (logits,) = predict_word_logits(self.encoder, self.backend, [form], self.batch_size)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 
@@ -25,7 +27,13 @@ def new_run_dir(output_dir: str | Path | None) -> Path:
     """The directory a run writes: the one given, else runs/<timestamp>."""
     if output_dir:
         return Path(output_dir)
-    return RUNS / time.strftime("%Y%m%d-%H%M%S")
+    started = time.time()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Every rank of a torchrun / accelerate launch must pick the same name: use the launcher's start.
+        import psutil
+
+        started = psutil.Process(os.getppid()).create_time()
+    return RUNS / time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
 
 
 def mark_latest(run: Path) -> None:
@@ -41,10 +49,19 @@ def resolve_run_dir(run_dir: str | Path | None = None) -> Path:
     path = Path(run_dir) if run_dir else RUNS / LATEST
     if not path.exists():
         hint = "" if run_dir else " (runs/latest is made by a training run)"
-        raise DistillError(f"no run directory here{hint}: run `python -m distill.train` first, or pass --run-dir", path)
+        raise DistillError(
+            f"no run directory here{hint}: run `python -m distill.train` first, or pass --run-dir", path
+        )
     if not (path / CONFIG).is_file():
         raise DistillError(f"not a run directory (no {CONFIG}): run `python -m distill.train` first", path)
     return path.resolve()
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DistillError(f"not valid JSON: {err}", path) from err
 
 
 def read_config(run: Path) -> TrainConfig:
@@ -53,7 +70,9 @@ def read_config(run: Path) -> TrainConfig:
 
 def model_dirs(run: Path) -> dict[str, Path]:
     """The run's trained models by name (teacher, student, student-baseline), those present."""
-    return {name: run / name for name in (TEACHER, STUDENT, BASELINE) if (run / name / "config.json").is_file()}
+    return {
+        name: run / name for name in (TEACHER, STUDENT, BASELINE) if (run / name / "config.json").is_file()
+    }
 
 
 def load_run_data(config: TrainConfig) -> datasets.DatasetDict:

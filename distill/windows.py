@@ -91,7 +91,9 @@ class WindowEncoder:
         self._wants_boxes_in_call = "boxes" in tokenizer.__call__.__code__.co_varnames
 
     @classmethod
-    def for_model(cls, model_type: str, tokenizer: Any, image_processor: Any | None = None, **kw: Any) -> WindowEncoder:
+    def for_model(
+        cls, model_type: str, tokenizer: Any, image_processor: Any | None = None, **kw: Any
+    ) -> WindowEncoder:
         """The encoder a model of this type needs: boxes for layout models, the image for LayoutLMv3."""
         return cls(
             tokenizer,
@@ -139,7 +141,9 @@ class WindowEncoder:
         if self.image_processor is not None:
             if image is None:
                 raise ValueError("this model needs the page image")
-            pixel_values = self.image_processor(images=image.convert("RGB"), return_tensors="np")["pixel_values"][0]
+            pixel_values = self.image_processor(images=image.convert("RGB"), return_tensors="np")[
+                "pixel_values"
+            ][0]
         per_word = self.word_token_ids(words, boxes)
         spans = plan_windows([len(t) for t in per_word], self.capacity, self.stride)
         box_array = np.asarray(boxes, dtype=np.int64).reshape(-1, 4) if boxes is not None else None
@@ -188,10 +192,19 @@ class WindowEncoder:
         return out
 
 
-PAD_VALUES = {"attention_mask": 0, "word_index": -1, "labels": IGNORE_INDEX, "bbox": 0, "teacher_logits": 0.0, "token_type_ids": 0}
+PAD_VALUES = {
+    "attention_mask": 0,
+    "word_index": -1,
+    "labels": IGNORE_INDEX,
+    "bbox": 0,
+    "teacher_logits": 0.0,
+    "token_type_ids": 0,
+}
 
 
-def pad_batch(windows: Sequence[dict[str, np.ndarray]], pad_token_id: int, pad_to: int | None = None) -> dict[str, np.ndarray]:
+def pad_batch(
+    windows: Sequence[dict[str, np.ndarray]], pad_token_id: int, pad_to: int | None = None
+) -> dict[str, np.ndarray]:
     """Stack windows into a batch, padding every per-token field to the longest (or `pad_to`)."""
     length = max(len(w["input_ids"]) for w in windows)
     length = max(length, pad_to or 0)
@@ -210,7 +223,9 @@ def pad_batch(windows: Sequence[dict[str, np.ndarray]], pad_token_id: int, pad_t
     return batch
 
 
-def merge_word_logits(windows: Sequence[dict[str, np.ndarray]], logits: Sequence[np.ndarray], n_words: int) -> np.ndarray:
+def merge_word_logits(
+    windows: Sequence[dict[str, np.ndarray]], logits: Sequence[np.ndarray], n_words: int
+) -> np.ndarray:
     """One row of logits per word: from the window where the word sits furthest from an edge.
 
     `logits[i]` is window i's [tokens, labels] output (padding beyond the window is ignored).
@@ -227,7 +242,9 @@ def merge_word_logits(windows: Sequence[dict[str, np.ndarray]], logits: Sequence
         if len(positions) == 0:
             continue
         lo = positions[0]  # the window's first word
-        hi = np.nonzero(window["attention_mask"])[0][-1]  # its last token (a special: same offset in every window)
+        hi = np.nonzero(window["attention_mask"])[0][
+            -1
+        ]  # its last token (a special: same offset in every window)
         margin = np.minimum(positions - lo, hi - positions)
         words = word_index[positions]
         better = margin > best[words]

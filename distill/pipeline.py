@@ -1,0 +1,228 @@
+"""The training run: teacher fine-tune -> cached teacher word logits -> student distillation -> scores.
+
+Everything lands in the run directory of DESIGN.md; each file atomically, so a run killed at any
+point leaves either a finished model or a checkpoint to resume from, never half of either.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+import transformers
+from tqdm.auto import tqdm
+from transformers import set_seed
+
+from distill import atomic
+from distill.config import TrainConfig
+from distill.data import describe_source
+from distill.errors import DistillError
+from distill.fit import FitResult, clear_checkpoints, fit
+from distill.metrics import score_word_logits
+from distill.models import Bundle, build_student, build_teacher, load_bundle
+from distill.predict import TorchBackend, predict_word_logits
+from distill.report import write_training_report
+from distill.run_dir import (
+    BASELINE,
+    CONFIG,
+    METRICS,
+    STUDENT,
+    TEACHER,
+    load_run_data,
+    mark_latest,
+    new_run_dir,
+    read_json,
+)
+from distill.windows import WindowEncoder
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def compute_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def encode_split(
+    encoder: WindowEncoder,
+    split: datasets.Dataset,
+    word_targets: list[np.ndarray] | None = None,
+    desc: str = "encoding",
+) -> list[dict[str, np.ndarray]]:
+    """Every window of every form, labelled (and with teacher targets when given)."""
+    windows: list[dict[str, np.ndarray]] = []
+    for i, form in enumerate(tqdm(split, desc=desc, leave=False)):
+        targets = word_targets[i] if word_targets is not None else None
+        windows.extend(
+            encoder.encode_form(form["tokens"], form["bboxes"], form["image"], form["ner_tags"], targets)
+        )
+    return windows
+
+
+def word_logits(bundle: Bundle, split: datasets.Dataset, config: TrainConfig, desc: str) -> list[np.ndarray]:
+    backend = TorchBackend(bundle.model, compute_device())
+    encoder = bundle.encoder(config.max_length, config.stride)
+    return predict_word_logits(
+        encoder, backend, split, config.eval_batch_size, progress=desc, total=len(split)
+    )
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def model_record(
+    bundle: Bundle, path: Path, scores: dict, fit_result: FitResult | None, role: str
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "role": role,
+        "model_type": bundle.model_type,
+        "architecture": type(bundle.model).__name__,
+        "params": int(sum(p.numel() for p in bundle.model.parameters())),
+        "size_bytes": dir_size(path),
+        **scores,
+    }
+    if fit_result is not None:
+        record.update(train_seconds=round(fit_result.train_seconds, 2), train_steps=fit_result.steps)
+        if fit_result.resumed_from:
+            record["resumed_from"] = Path(fit_result.resumed_from).name
+    return record
+
+
+def versions() -> dict[str, str]:
+    import onnxruntime
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "datasets": datasets.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def train_and_save(
+    name: str,
+    bundle: Bundle,
+    windows: list[dict],
+    config: TrainConfig,
+    run: Path,
+    lr: float,
+    epochs: float,
+    distill: bool,
+) -> FitResult:
+    result = fit(bundle, windows, config, run, name, lr, epochs, distill)
+    if is_main_process():
+        bundle.save(run / name)
+        clear_checkpoints(run, name)
+    return result
+
+
+def run_training(config: TrainConfig) -> Path:
+    """Run the stages `config.stage` asks for; return the run directory."""
+    config.validate()
+    run = new_run_dir(config.output_dir)
+    config = config.updated({"output_dir": str(run)})
+    main = is_main_process()
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        config.write(run / CONFIG)
+    data = load_run_data(config)
+    train, test = data["train"], data["test"]
+    words = [w for form in train["tokens"] for w in form]
+    gold = test["ner_tags"]
+    metrics: dict[str, Any] = read_json(run / METRICS) if (run / METRICS).is_file() else {}
+    metrics.setdefault("models", {})
+    metrics.update(
+        data=describe_source(
+            config.data,
+            word_boxes=config.word_boxes,
+            synthetic_forms=config.synthetic_forms,
+            max_words=config.max_words,
+            seed=config.seed,
+        ),
+        seed=config.seed,
+        train_forms=len(train),
+        test_forms=len(test),
+        test_words=sum(len(t) for t in gold),
+        versions=versions(),
+        encoding={"max_length": config.max_length, "stride": config.stride},
+    )
+
+    def save_metrics() -> None:
+        if main:
+            atomic.write_json(run / METRICS, metrics)
+
+    # --- teacher ---
+    teacher_epochs = config.teacher_epochs or config.epochs
+    if config.teacher_dir:
+        teacher = load_bundle(config.teacher_dir)
+        if main and Path(config.teacher_dir).resolve() != (run / TEACHER).resolve():
+            teacher.save(run / TEACHER)
+    elif (run / TEACHER / "config.json").is_file() and (config.resume or config.stage == "student"):
+        teacher = load_bundle(run / TEACHER)  # finished earlier in this run directory
+    elif config.stage == "student":
+        raise DistillError(
+            "--stage student needs a fine-tuned teacher: pass --teacher-dir, or train one with --stage teacher",
+            run,
+        )
+    else:
+        set_seed(config.seed)
+        teacher = build_teacher(config.teacher, words)
+        windows = encode_split(
+            teacher.encoder(config.max_length, config.stride), train, desc="encoding (teacher)"
+        )
+        result = train_and_save(
+            TEACHER, teacher, windows, config, run, config.teacher_lr, teacher_epochs, distill=False
+        )
+        if main:
+            scores = score_word_logits(gold, word_logits(teacher, test, config, "scoring teacher"))
+            metrics["models"][TEACHER] = model_record(teacher, run / TEACHER, scores, result, "teacher")
+            save_metrics()
+    if main and TEACHER not in metrics["models"]:
+        scores = score_word_logits(gold, word_logits(teacher, test, config, "scoring teacher"))
+        metrics["models"][TEACHER] = model_record(teacher, run / TEACHER, scores, None, "teacher")
+
+    # --- students ---
+    if config.stage in ("student", "all"):
+        start = time.perf_counter()
+        targets = word_logits(teacher, train, config, "caching teacher logits")
+        metrics["teacher_cache_seconds"] = round(time.perf_counter() - start, 2)
+        metrics["distillation"] = {
+            "temperature": config.temperature,
+            "alpha": config.alpha,
+            "teacher": config.teacher_dir or config.teacher,
+        }
+        plans = [(STUDENT, config.alpha > 0)]
+        if config.baseline and config.alpha > 0:
+            plans.append((BASELINE, False))
+        for name, distill in plans:
+            if (run / name / "config.json").is_file() and config.resume and name in metrics["models"]:
+                continue  # finished before an interruption
+            set_seed(config.seed)  # the same initialisation for the distilled and the baseline student
+            student = build_student(config.student, words, layout=config.student_layout)
+            encoder = student.encoder(config.max_length, config.stride)
+            windows = encode_split(encoder, train, targets if distill else None, desc=f"encoding ({name})")
+            result = train_and_save(
+                name, student, windows, config, run, config.student_lr, config.epochs, distill
+            )
+            if main:
+                scores = score_word_logits(gold, word_logits(student, test, config, f"scoring {name}"))
+                record = model_record(student, run / name, scores, result, "student")
+                record.update(distilled=distill, layout=config.student_layout, base=config.student)
+                metrics["models"][name] = record
+                save_metrics()
+    if main:
+        save_metrics()
+        write_training_report(metrics, Path(config.report_dir), run)
+        mark_latest(run)
+    return run

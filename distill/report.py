@@ -1,0 +1,76 @@
+"""reports/training.md: every trained model's scores, size and training time on one screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from distill import atomic
+from distill.machine import machine_summary
+from distill.schema import ENTITY_TYPES
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def render_training_report(metrics: dict[str, Any], run: Path) -> str:
+    models: dict[str, dict] = metrics.get("models", {})
+    lines = [
+        "# Training report",
+        "",
+        f"Run `{run}` on {machine_summary()}.",
+        f"Data: `{metrics.get('data')}` — {metrics.get('train_forms')} training forms, "
+        f"{metrics.get('test_forms')} test forms ({metrics.get('test_words')} words); seed {metrics.get('seed')}; "
+        f"windows of {metrics['encoding']['max_length']} sub-tokens, stride {metrics['encoding']['stride']}.",
+        "Scores are on the test split, per word (each word predicted once, windows merged), seqeval entity level.",
+        "",
+        "| model | architecture | params | size | entity P | entity R | entity F1 | word acc. | train time |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in models.items():
+        train = f"{m['train_seconds']:.1f} s" if "train_seconds" in m else "reused"
+        lines.append(
+            f"| {name} | {m['architecture']} | {m['params'] / 1e6:.2f} M | {_mb(m['size_bytes'])} | {_pct(m['precision'])} | "
+            f"{_pct(m['recall'])} | **{_pct(m['f1'])}** | {_pct(m['word_accuracy'])} | {train} |"
+        )
+    lines += [
+        "",
+        "Entity F1 per type:",
+        "",
+        "| model | " + " | ".join(ENTITY_TYPES) + " |",
+        "|---|" + "---:|" * len(ENTITY_TYPES),
+    ]
+    for name, m in models.items():
+        cells = [f"{_pct(m['per_type'][t]['f1'])} ({m['per_type'][t]['support']})" for t in ENTITY_TYPES]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if "distillation" in metrics:
+        d = metrics["distillation"]
+        lines += [
+            "",
+            "## Distillation",
+            "",
+            f"Word-level distillation from `{d['teacher']}`: loss = {d['alpha']} · T² · KL(teacher/T ‖ student/T) + "
+            f"{1 - d['alpha']:.2f} · CE, T = {d['temperature']}. Teacher word logits cached once in "
+            f"{metrics.get('teacher_cache_seconds', 0):.1f} s.",
+        ]
+        student, base = models.get("student"), models.get("student-baseline")
+        if student and base and "train_seconds" in student and "train_seconds" in base:
+            overhead = student["train_seconds"] / base["train_seconds"] - 1
+            gain = student["f1"] - base["f1"]
+            lines.append(
+                f"Same budget, same initialisation: distilled F1 {_pct(student['f1'])} vs {_pct(base['f1'])} without "
+                f"distillation ({100 * gain:+.1f} points); training time {student['train_seconds']:.1f} s vs "
+                f"{base['train_seconds']:.1f} s ({100 * overhead:+.0f}%)."
+            )
+    v = metrics.get("versions", {})
+    lines += ["", "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def write_training_report(metrics: dict[str, Any], report_dir: Path, run: Path) -> Path:
+    return atomic.write_text(report_dir / "training.md", render_training_report(metrics, run))
