@@ -55,8 +55,9 @@ def plan_windows(token_counts: Sequence[int], capacity: int, stride: int) -> lis
         spans.append(WindowSpan(start, end, int(offsets[start]), int(offsets[end])))
         if end >= n:
             return spans
-        # The next window starts as early as keeps its overlap with this one within `stride` tokens.
-        nxt = end
+        # The next window starts as early as keeps its overlap with this one within `stride` tokens,
+        # and shares at least this window's last word (the one nearest its edge).
+        nxt = end - 1 if end - 1 > start else end
         while nxt - 1 > start and offsets[end] - offsets[nxt - 1] <= stride:
             nxt -= 1
         start = nxt
@@ -241,10 +242,8 @@ def merge_word_logits(
         positions = np.nonzero(word_index >= 0)[0]
         if len(positions) == 0:
             continue
-        lo = positions[0]  # the window's first word
-        hi = np.nonzero(window["attention_mask"])[0][
-            -1
-        ]  # its last token (a special: same offset in every window)
+        content = np.nonzero(window["attention_mask"])[0]
+        lo, hi = content[0], content[-1]  # the window's outer (special) tokens: the same for every window
         margin = np.minimum(positions - lo, hi - positions)
         words = word_index[positions]
         better = margin > best[words]

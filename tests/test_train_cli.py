@@ -1,0 +1,130 @@
+"""End-to-end: the training CLI as users run it (subprocesses, temporary directories)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from distill.config import TrainConfig
+from distill.predict import Predictor
+from distill.schema import LABELS
+from tests.conftest import REPO, run_cli
+
+SMALL = ["--preset", "quickstart", "--synthetic-forms", "16", "--max-words", "80", "--epochs", "2"]
+
+
+def run_files(run: Path) -> set[str]:
+    return {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()}
+
+
+def test_quickstart_writes_the_whole_run_directory(quickstart_run: Path) -> None:
+    run = quickstart_run
+    for name in ("teacher", "student", "student-baseline"):
+        assert (run / name / "config.json").is_file() and (run / name / "model.safetensors").is_file()
+    assert (run / "teacher" / "preprocessor_config.json").is_file(), "the teacher keeps its LayoutLMv3 processor"
+    config = tomllib.loads((run / "config.toml").read_text())
+    assert set(config) == {f.name for f in fields(TrainConfig)}, "every option is written out"
+    metrics = json.loads((run / "metrics.json").read_text())
+    for name, record in metrics["models"].items():
+        for key in ("precision", "recall", "f1", "word_accuracy", "per_type", "params", "size_bytes", "train_seconds"):
+            assert key in record, f"{name} lacks {key}"
+        assert set(record["per_type"]) == {"HEADER", "QUESTION", "ANSWER"}
+    assert metrics["models"]["teacher"]["f1"] > 0.6, "the teacher learns the synthetic forms"
+    assert metrics["models"]["student"]["f1"] > 0.5, "the distilled student learns them too"
+    assert metrics["test_words"] > 0
+    assert {"seed", "data", "versions", "teacher_cache_seconds", "distillation"} <= set(metrics)
+    assert not (run / "checkpoints").exists(), "checkpoints go once the models are saved"
+    assert not [p for p in run.rglob(".*")], "no temporary files left behind"
+    assert (run.parent / "latest").resolve() == run
+    report = (run.parent.parent / "reports" / "training.md").read_text()
+    assert "student-baseline" in report and "entity F1" in report
+
+
+def test_student_runs_in_a_transformers_pipeline(quickstart_run: Path) -> None:
+    from transformers import pipeline
+
+    tagger = pipeline("token-classification", model=str(quickstart_run / "student"))
+    out = tagger("Date: 12/03/1998 Name: John Smith")
+    assert out and all(item["entity"] in LABELS for item in out)
+
+
+def test_prediction_api_labels_every_word_for_teacher_and_student(quickstart_run: Path) -> None:
+    from PIL import Image
+
+    words = ["PURCHASE", "ORDER", "Date:", "12/03/1998", "Name:", "John", "Smith"]
+    boxes = [[50 + 100 * i, 40, 140 + 100 * i, 60] for i in range(len(words))]
+    image = Image.new("RGB", (600, 800), "white")
+    for model in ("teacher", "student"):
+        preds = Predictor.from_dir(quickstart_run / model, max_length=128, stride=32).predict(words, boxes, image)
+        assert [p.word for p in preds] == words
+        assert all(p.label in LABELS and 0.0 < p.score <= 1.0 for p in preds)
+
+
+def test_help_documents_every_option(tmp_path: Path) -> None:
+    out = run_cli(["-m", "distill.train", "--help"], cwd=tmp_path).stdout
+    for f in fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in out
+    assert "--preset" in out and "--config" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config", "missing.toml"], "missing.toml: no such config file"),
+        (["--stride", "600"], "--stride (600) must be smaller than --max-length (512)"),
+        (["--stage", "student", "--preset", "quickstart", "--output-dir", "fresh"], "needs a fine-tuned teacher"),
+        (["--data", "./no/such/dir"], "no/such/dir"),
+    ],
+)
+def test_bad_input_is_a_clear_error(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = run_cli(["-m", "distill.train", *args], cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_config_file_is_read_and_checked(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text("epochs = 3\nnot_an_option = 1\n")
+    proc = run_cli(["-m", "distill.train", "--config", "bad.toml"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "bad.toml: unknown option 'not_an_option'" in proc.stderr
+
+
+def test_killed_run_resumes_from_its_checkpoint_and_finishes_with_the_same_files(tmp_path: Path) -> None:
+    args = [*SMALL, "--teacher-epochs", "12", "--save-steps", "4"]
+    run_cli(["-m", "distill.train", *args, "--output-dir", "whole"], cwd=tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "distill.train", *args, "--output-dir", "killed"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "killed" / "checkpoints" / "teacher"
+    deadline = time.time() + 300
+    while not list(checkpoints.glob("checkpoint-*/trainer_state.json")):
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "teacher").exists(), "killed before the teacher was saved"
+    run_cli(["-m", "distill.train", *args, "--output-dir", "killed"], cwd=tmp_path)
+    assert run_files(tmp_path / "killed") == run_files(tmp_path / "whole")
+    metrics = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert metrics["models"]["teacher"]["resumed_from"].startswith("checkpoint-")
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
+def test_torchrun_two_processes_on_cpu(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = ["torchrun", "--nproc_per_node", "2", "-m", "distill.train", *SMALL, "--output-dir", "ddp"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"teacher", "student", "student-baseline"}
+    assert "ddp" in proc.stdout
