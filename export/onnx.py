@@ -1,0 +1,255 @@
+"""`python -m export.onnx`: export a run's models to ONNX (fp32, fused, int8, fp16), validate and score each.
+
+    python -m export.onnx                              # runs/latest, every model and variant
+    python -m export.onnx --run-dir runs/qs --models student --variants fp32,int8
+
+Writes <run>/onnx/<model>/<variant>/model.onnx (with the tokenizer and config files beside it),
+<run>/onnx/manifest.json and <report-dir>/export.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from distill import atomic
+from distill.errors import DistillError
+from distill.run_dir import BASELINE, STUDENT, TEACHER, load_run_data, read_config, resolve_run_dir
+from export import report
+from export.pipeline import ONNX_DIR, VARIANTS, EvalData, ExportOptions, ModelExport
+from export.quantize import ATTEMPTS
+
+MODELS = (TEACHER, STUDENT, BASELINE)
+MANIFEST = "manifest.json"
+INT8_FEATURES = ("avx512_vnni", "avx_vnni", "amx_int8", "avx512bw", "avx2")
+
+
+def _choices(value: str | None, valid: Sequence[str], what: str) -> list[str] | None:
+    """A comma-separated option checked against `valid`; None when not given."""
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in items if v not in valid]
+    if unknown or not items:
+        raise DistillError(
+            f"unknown {what} {', '.join(map(repr, unknown)) or '(none given)'}: valid {what}s are {', '.join(valid)}"
+        )
+    return items
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m export.onnx",
+        description="Export a run's teacher and students to ONNX (fp32, fp32-optimized, int8, fp16), check each "
+        "against PyTorch, score it on the test split, and write onnx/manifest.json and export.md.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--run-dir", default=None, help="run directory to export (default: runs/latest)")
+    parser.add_argument(
+        "--models",
+        default=None,
+        help=f"comma-separated models among {', '.join(MODELS)} (default: all the run has)",
+    )
+    parser.add_argument(
+        "--variants",
+        default=None,
+        help=f"comma-separated variants among {', '.join(VARIANTS)} (default: all)",
+    )
+    parser.add_argument(
+        "--int8-budget", type=float, default=1.0, help="F1 points an int8 variant may lose against PyTorch"
+    )
+    parser.add_argument(
+        "--int8-attempts",
+        default=None,
+        help=f"comma-separated quantisation attempts to try, among {', '.join(ATTEMPTS)} (default: all)",
+    )
+    parser.add_argument(
+        "--atol",
+        type=float,
+        default=None,
+        help="fp32 parity bound on max |logit diff| (default: 1e-4 students, 1e-3 teacher)",
+    )
+    parser.add_argument(
+        "--max-eval-forms", type=int, default=None, help="score on the first N test forms only (default: all)"
+    )
+    parser.add_argument(
+        "--parity-windows", type=int, default=64, help="evaluation windows compared with PyTorch"
+    )
+    parser.add_argument(
+        "--calibration-windows", type=int, default=64, help="training windows for static int8 calibration"
+    )
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per batch when scoring and timing")
+    parser.add_argument(
+        "--latency-repeats", type=int, default=10, help="timed calls per variant (median reported)"
+    )
+    parser.add_argument(
+        "--opset", type=int, default=None, help="ONNX opset (default: optimum's for the model type)"
+    )
+    parser.add_argument("--report-dir", default="reports", help="where export.md goes")
+    return parser
+
+
+def machine() -> dict[str, Any]:
+    from distill.machine import cpu_name
+
+    try:
+        import cpuinfo
+
+        flags = set(cpuinfo.get_cpu_info().get("flags", []))
+    except Exception:  # cpuinfo probes the CPU in ways some sandboxes forbid
+        flags = set()
+    return {
+        "cpu": cpu_name(),
+        "threads": os.cpu_count(),
+        "int8_features": [f for f in INT8_FEATURES if f in flags],
+    }
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    # onnxruntime and onnxruntime-gpu install the same module under two distribution names.
+    packages = {
+        "onnxruntime": ("onnxruntime-gpu", "onnxruntime"),
+        "onnx": ("onnx",),
+        "optimum": ("optimum",),
+        "optimum-onnx": ("optimum-onnx",),
+        "torch": ("torch",),
+        "transformers": ("transformers",),
+    }
+    out = {}
+    for key, dists in packages.items():
+        for dist in dists:
+            try:
+                out[key] = version(dist)
+                break
+            except PackageNotFoundError:
+                continue
+    return out
+
+
+def load_eval_data(run: Path, max_eval_forms: int | None) -> EvalData:
+    config = read_config(run)
+    data = load_run_data(config)
+    test = data["test"]
+    if max_eval_forms is not None:
+        test = test.select(range(min(max_eval_forms, len(test))))
+    columns = ("tokens", "bboxes", "image", "ner_tags")
+    return EvalData(
+        test_forms=[{k: row[k] for k in columns} for row in test],
+        train_forms=[{k: row[k] for k in columns} for row in data["train"]],
+        max_length=config.max_length,
+        stride=config.stride,
+    )
+
+
+def write_manifest(run: Path, entries: dict[str, Any], header: dict[str, Any]) -> dict[str, Any]:
+    """Merge this export's models into the manifest; entries of models no longer on disk are dropped."""
+    path = run / ONNX_DIR / MANIFEST
+    models: dict[str, Any] = {}
+    if path.is_file():
+        from distill.run_dir import read_json
+
+        try:
+            models = read_json(path).get("models", {})
+        except DistillError:
+            models = {}  # a corrupt manifest is rewritten from what this export measured
+    models = {name: entry for name, entry in models.items() if (run / ONNX_DIR / name).is_dir()}
+    models.update(entries)
+    manifest = {**header, "models": {name: models[name] for name in MODELS if name in models}}
+    atomic.write_json(path, manifest)
+    return manifest
+
+
+def export_run(args: argparse.Namespace) -> dict[str, Any]:
+    variants = _choices(args.variants, VARIANTS, "variant") or list(VARIANTS)
+    attempts = _choices(args.int8_attempts, list(ATTEMPTS), "int8 attempt") or list(ATTEMPTS)
+    run = resolve_run_dir(args.run_dir)
+    present = [m for m in MODELS if (run / m).is_dir()]
+    models = _choices(args.models, MODELS, "model") or present
+    missing = [m for m in models if m not in present]
+    if missing or not models:
+        raise DistillError(
+            f"no {', '.join(missing) or 'model'} directory in this run (it has: {', '.join(present) or 'none'}): "
+            "run `python -m distill.train` first",
+            run,
+        )
+    options = ExportOptions(
+        variants=variants,
+        int8_budget=args.int8_budget,
+        int8_attempts=attempts,
+        atol=args.atol,
+        batch_size=args.batch_size,
+        parity_windows=args.parity_windows,
+        calibration_windows=args.calibration_windows,
+        latency_repeats=args.latency_repeats,
+        opset=args.opset,
+    )
+    data = load_eval_data(run, args.max_eval_forms)
+    entries = {}
+    for name in models:
+        print(f"exporting {name} ({', '.join(variants)})", file=sys.stderr)
+        entries[name] = ModelExport(name, run / name, run, data, options).export()
+    header = {
+        "run": str(run),
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "versions": versions(),
+        "machine": machine(),
+        "int8_budget": args.int8_budget,
+        "eval": {
+            "split": data.split,
+            "forms": len(data.test_forms),
+            "words": sum(len(f["tokens"]) for f in data.test_forms),
+            "parity_windows": args.parity_windows,
+            "batch_size": args.batch_size,
+            "max_length": data.max_length,
+            "stride": data.stride,
+        },
+    }
+    manifest = write_manifest(run, entries, header)
+    report.write(manifest, Path(args.report_dir))
+    return manifest
+
+
+def summary(manifest: dict[str, Any]) -> str:
+    lines = []
+    for name, model in manifest["models"].items():
+        lines.append(
+            f"{name}: PyTorch F1 {model['pytorch']['f1']:.4f}; recommended on CPU: {model['recommended_cpu']}"
+        )
+        for variant, fig in model["variants"].items():
+            f1 = (
+                "not scored"
+                if fig.get("f1") is None
+                else f"F1 {fig['f1']:.4f} ({fig['delta_f1_points']:+.2f} pts)"
+            )
+            diff = fig.get("parity", {}).get("max_abs_diff")
+            parity = "" if diff is None else f", max |diff| {diff:.2e}"
+            lines.append(f"  {variant:<15} {fig['size_bytes'] / 1e6:8.2f} MB  {f1}{parity}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import onnxruntime as ort
+    from transformers.utils import logging as hf_logging
+
+    ort.set_default_logger_severity(3)  # onnxruntime-gpu warns about CUDA on every CPU-only session
+    hf_logging.set_verbosity_error()
+    try:
+        manifest = export_run(args)
+    except DistillError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(summary(manifest))
+    print(f"wrote {Path(manifest['run']) / ONNX_DIR / MANIFEST} and {Path(args.report_dir) / 'export.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

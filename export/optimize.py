@@ -1,0 +1,67 @@
+"""onnxruntime's transformer optimiser: fuse attention, LayerNorm, GELU... where the graph allows.
+
+The "bert" optimiser covers the BERT family (DistilBERT, MiniLM, LayoutLM v1 once its attention
+is exported in the classic form: see convert.fusable_attention). LayoutLMv3's attention adds
+relative 1-D and 2-D position biases that no fused kernel takes, so the teacher gets the LayerNorm
+and GELU fusions only; the manifest lists what each model actually received.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from onnxruntime.transformers.fusion_options import FusionOptions
+from onnxruntime.transformers.onnx_model import OnnxModel
+from onnxruntime.transformers.optimizer import optimize_model
+from transformers import PretrainedConfig
+
+OPTIMIZER_MODEL_TYPE = "bert"
+
+
+@contextlib.contextmanager
+def quiet_optimizer() -> Iterator[None]:
+    """The optimiser logs every pattern it fails to match as a warning; keep the console readable."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def optimize(fp32_path: Path, out_path: Path, config: PretrainedConfig) -> tuple[dict[str, int], float]:
+    """Fuse `fp32_path` into `out_path`; returns the fused operators (name -> count) and the seconds taken.
+
+    opt_level 1 (onnxruntime's basic, hardware-independent rewrites) then the Python fusions: the
+    saved graph runs on any provider; onnxruntime adds its hardware-specific rewrites at load time.
+    """
+    started = time.perf_counter()
+    with quiet_optimizer():
+        model = fuse(fp32_path, config)
+        model.save_model_to_file(str(out_path))
+    return fusions(model), time.perf_counter() - started
+
+
+def fuse(fp32_path: Path, config: PretrainedConfig) -> OnnxModel:
+    options = FusionOptions(OPTIMIZER_MODEL_TYPE)
+    # Exact GELU (erf) stays exact: the approximation would cost parity for a speed-up this
+    # model size does not need.
+    options.enable_gelu_approximation = False
+    return optimize_model(
+        str(fp32_path),
+        model_type=OPTIMIZER_MODEL_TYPE,
+        num_heads=int(getattr(config, "num_attention_heads", 0) or 0),
+        hidden_size=int(getattr(config, "hidden_size", 0) or 0),
+        optimization_options=options,
+        opt_level=1,
+        use_gpu=False,
+    )
+
+
+def fusions(model: OnnxModel) -> dict[str, int]:
+    """The fused operators present in an optimised model (those with a count above zero)."""
+    return {name: int(count) for name, count in model.get_fused_operator_statistics().items() if count}

@@ -1,0 +1,339 @@
+"""Export one model of a run: every variant written, validated against PyTorch, scored, timed.
+
+The model's directory `<run>/onnx/<model>/` is built in a temporary sibling and swapped in whole
+(distill.atomic.directory), so a failed or interrupted export leaves the previous one in place.
+Intermediates that were not asked for (the fp32 graph under an int8-only export, the int8
+attempts that lost) live in a scratch folder that is deleted before the swap.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from distill import atomic
+from distill.errors import DistillError
+from distill.models import Bundle, load_bundle
+from distill.predict import TorchBackend, select_inputs
+from export import validate
+from export.convert import MODEL_FILE, copy_preprocessing_files, describe, export_fp32
+from export.fp16 import to_fp16
+from export.optimize import optimize
+from export.quantize import ATTEMPTS, AttemptResult, choose, meets, quantize
+from export.runtime import OrtBackend, cpu_providers, cuda_usable
+
+VARIANTS = ("fp32", "fp32-optimized", "int8", "fp16")
+ONNX_DIR = "onnx"
+
+
+@dataclass
+class ExportOptions:
+    variants: Sequence[str] = VARIANTS
+    int8_budget: float = 1.0  # F1 points an int8 variant may lose against PyTorch fp32
+    int8_attempts: Sequence[str] = tuple(ATTEMPTS)
+    atol: float | None = None  # fp32 parity bound; None: validate.tolerance_for(model)
+    batch_size: int = 8
+    parity_windows: int = 64
+    calibration_windows: int = 64
+    latency_repeats: int = 10
+    opset: int | None = None
+
+
+@dataclass
+class EvalData:
+    """The run's forms as plain dicts (tokens, bboxes, image, ner_tags), decoded once for every model."""
+
+    test_forms: list[dict[str, Any]]
+    train_forms: list[dict[str, Any]]
+    max_length: int
+    stride: int
+    split: str = "test"
+    notes: list[str] = field(default_factory=list)
+
+
+def file_size(variant_dir: Path) -> int:
+    """Bytes of the ONNX graph and any external-data files beside it."""
+    return sum(
+        p.stat().st_size for p in variant_dir.iterdir() if p.suffix in (".onnx", ".onnx_data", ".data")
+    )
+
+
+def load_model(model_dir: Path) -> Bundle:
+    """The run's PyTorch model; any failure to read it names the directory or file."""
+    try:
+        return load_bundle(model_dir)
+    except DistillError:
+        raise
+    except Exception as err:  # e.g. a truncated safetensors file raises the safetensors error type
+        weights = next((p for p in sorted(model_dir.glob("*.safetensors"))), model_dir)
+        raise DistillError(
+            f"could not read the model ({err.__class__.__name__}: {str(err).splitlines()[0]})", weights
+        ) from err
+
+
+class ModelExport:
+    """The state shared by the variants of one model: its PyTorch reference and evaluation windows."""
+
+    def __init__(self, name: str, model_dir: Path, run: Path, data: EvalData, options: ExportOptions) -> None:
+        self.name = name
+        self.model_dir = model_dir
+        self.run = run
+        self.data = data
+        self.options = options
+        self.bundle = load_model(model_dir)
+        self.encoder = self.bundle.encoder(data.max_length, data.stride)
+        self.pad_id = self.bundle.tokenizer.pad_token_id or 0
+        self.tolerance = options.atol if options.atol is not None else validate.tolerance_for(name)
+        windows = validate.parity_windows(self.encoder, data.test_forms, options.parity_windows)
+        if not windows:
+            raise DistillError(f"the {data.split} split has no forms to validate on", run)
+        self.batches = validate.batches_of(windows, options.batch_size, self.pad_id)
+        self.torch = TorchBackend(self.bundle.model)
+        self.reference = validate.run(self.torch, self.batches)
+
+    # --- figures -------------------------------------------------------------------------
+
+    def pytorch_figures(self) -> dict[str, Any]:
+        metrics = validate.score(
+            self.encoder, self.torch, self.data.test_forms, self.options.batch_size, f"{self.name} pytorch F1"
+        )
+        self.pytorch_f1 = metrics["f1"]
+        return {
+            "model_type": self.bundle.model_type,
+            "parameters": int(sum(p.numel() for p in self.bundle.model.parameters())),
+            "f1": metrics["f1"],
+            "metrics": metrics,
+            "latency_ms": validate.latency_ms(
+                self.torch, self.batches[0], repeats=self.options.latency_repeats
+            ),
+        }
+
+    def measure(
+        self,
+        path: Path,
+        label: str,
+        tolerance: float | None = None,
+        providers: Sequence[str] | None = None,
+        time_it: bool = True,
+    ) -> dict[str, Any]:
+        """Load `path` in onnxruntime and measure parity, F1 and latency against the PyTorch model."""
+        backend = OrtBackend(path, providers=providers)
+        parity = validate.compare(
+            self.reference, validate.run(backend, self.batches), self.batches, tolerance
+        )
+        metrics = validate.score(
+            self.encoder, backend, self.data.test_forms, self.options.batch_size, f"{self.name} {label} F1"
+        )
+        return {
+            "size_bytes": file_size(path.parent),
+            "parity": parity.as_dict(),
+            "f1": metrics["f1"],
+            "delta_f1_points": round((metrics["f1"] - self.pytorch_f1) * 100.0, 4),
+            "latency_ms": validate.latency_ms(backend, self.batches[0], repeats=self.options.latency_repeats)
+            if time_it
+            else None,
+            "providers": backend.providers,
+            "metrics": metrics,
+        }
+
+    def check_parity(self, variant: str, figures: dict[str, Any]) -> None:
+        parity = figures["parity"]
+        if not parity["within_tolerance"]:
+            raise DistillError(
+                f"{self.name} {variant}: max |logit difference| against PyTorch is {parity['max_abs_diff']:.3g}, "
+                f"beyond the tolerance {parity['tolerance']:.3g} (mean {parity['mean_abs_diff']:.3g}, "
+                f"argmax agreement {parity['argmax_agreement']:.2%} over {parity['tokens']} tokens of "
+                f"{parity['windows']} windows); the export was not written. If the difference is expected, "
+                "pass a measured bound with --atol.",
+                self.model_dir,
+            )
+
+    # --- variants --------------------------------------------------------------------------
+
+    def export(self) -> dict[str, Any]:
+        """Build every requested variant into <run>/onnx/<model>/ (atomically); returns the manifest entry."""
+        wanted = [v for v in VARIANTS if v in self.options.variants]
+        entry: dict[str, Any] = {
+            "source": str(self.model_dir.relative_to(self.run)),
+            "pytorch": self.pytorch_figures(),
+        }
+        variants: dict[str, dict[str, Any]] = {}
+        target = self.run / ONNX_DIR / self.name
+        with atomic.directory(target) as tmp:
+            scratch = Path(tempfile.mkdtemp(dir=tmp, prefix=".scratch-"))
+            try:
+
+                def place(variant: str) -> Path:
+                    """Where a variant is built: its final folder if asked for, else scratch."""
+                    folder = (tmp if variant in wanted else scratch) / variant
+                    folder.mkdir(parents=True, exist_ok=True)
+                    return folder
+
+                steps = tqdm(total=len(wanted), desc=f"{self.name} variants", leave=False)
+                fp32_dir = place("fp32")
+                seconds = export_fp32(self.bundle.model, self.model_dir, fp32_dir, self.options.opset)
+                fp32 = {"export_seconds": round(seconds, 3), **describe(fp32_dir / MODEL_FILE)}
+                fp32.update(self.measure(fp32_dir / MODEL_FILE, "fp32", self.tolerance))
+                self.check_parity("fp32", fp32)
+                if "fp32" in wanted:
+                    variants["fp32"] = fp32
+                    steps.update()
+
+                if any(v in wanted for v in ("fp32-optimized", "int8", "fp16")):
+                    opt_dir = place("fp32-optimized")
+                    fused, seconds = optimize(
+                        fp32_dir / MODEL_FILE, opt_dir / MODEL_FILE, self.bundle.model.config
+                    )
+                    copy_preprocessing_files(fp32_dir, opt_dir)
+                    opt = {"export_seconds": round(seconds, 3), "fusions": fused}
+                    opt.update(self.measure(opt_dir / MODEL_FILE, "fp32-optimized", self.tolerance))
+                    self.check_parity("fp32-optimized", opt)
+                    if "fp32-optimized" in wanted:
+                        variants["fp32-optimized"] = opt
+                        steps.update()
+
+                if "int8" in wanted:
+                    variants["int8"] = self.int8(fp32_dir, opt_dir, tmp / "int8", scratch)
+                    steps.update()
+
+                if "fp16" in wanted:
+                    variants["fp16"] = self.fp16(opt_dir, tmp / "fp16")
+                    steps.update()
+                steps.close()
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        for variant, figures in variants.items():
+            figures["path"] = f"{ONNX_DIR}/{self.name}/{variant}/{MODEL_FILE}"
+        entry["variants"] = {v: variants[v] for v in wanted}
+        entry.update(self.recommend(variants))
+        return entry
+
+    def int8(self, fp32_dir: Path, opt_dir: Path, out_dir: Path, scratch: Path) -> dict[str, Any]:
+        """Run the quantisation ladder; the fastest attempt within the F1 budget becomes the int8 variant."""
+        started = time.perf_counter()
+        input_names = OrtBackend(fp32_dir / MODEL_FILE).input_names
+        results: list[AttemptResult] = []
+        built: dict[str, Path] = {}
+        for name in self.options.int8_attempts:
+            attempt = ATTEMPTS[name]
+            folder = scratch / f"int8-{name}"
+            folder.mkdir()
+            result = AttemptResult(name, attempt.description, attempt.settings())
+            try:
+                result.details = quantize(
+                    attempt,
+                    opt_dir / MODEL_FILE,
+                    fp32_dir / MODEL_FILE,
+                    folder / MODEL_FILE,
+                    calibration=lambda names=input_names: self.calibration_feeds(names),
+                )
+                figures = self.measure(folder / MODEL_FILE, f"int8 {name}")
+            except DistillError as err:
+                result.error = str(err)
+            except Exception as err:  # a rung that onnxruntime cannot build or run is recorded, not fatal
+                result.error = f"{err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            else:
+                result.f1 = figures["f1"]
+                result.delta_f1_points = figures["delta_f1_points"]
+                result.latency_ms = figures["latency_ms"]
+                result.size_bytes = figures["size_bytes"]
+                result.meets_budget = meets(figures["f1"], self.pytorch_f1, self.options.int8_budget)
+                result.details["parity"] = figures["parity"]
+                result.details["figures"] = figures
+                built[name] = folder
+            results.append(result)
+        chosen = choose(results)
+        if chosen is None:
+            # Nothing met the budget: still ship the most accurate attempt, flagged, so the bench
+            # can show what int8 costs; the recommendation stays with fp32.
+            scored = [r for r in results if r.f1 is not None]
+            if not scored:
+                raise DistillError(
+                    f"{self.name}: every int8 attempt failed: "
+                    + "; ".join(f"{r.name}: {r.error}" for r in results)
+                )
+            chosen = max(scored, key=lambda r: (r.f1, -(r.latency_ms or 0.0)))
+        shutil.copytree(built[chosen.name], out_dir)
+        copy_preprocessing_files(fp32_dir, out_dir)
+        figures = chosen.details.pop("figures")
+        for r in results:
+            r.details.pop("figures", None)
+        return {
+            "method": chosen.name,
+            "description": chosen.description,
+            "meets_budget": chosen.meets_budget,
+            "budget_f1_points": self.options.int8_budget,
+            "export_seconds": round(time.perf_counter() - started, 3),
+            **figures,
+            "attempts": [vars(r) for r in results],
+        }
+
+    def calibration_feeds(self, input_names: Sequence[str]) -> list[dict[str, np.ndarray]]:
+        """Training windows, one per batch (no padding in the ranges), as the ONNX model's inputs."""
+        windows = validate.parity_windows(
+            self.encoder, self.data.train_forms, self.options.calibration_windows
+        )
+        if not windows:
+            raise DistillError("the train split has no forms to calibrate static quantisation on", self.run)
+        feeds = []
+        for window in windows:
+            batch = {k: v[None] for k, v in window.items()}
+            feeds.append({k: np.ascontiguousarray(v) for k, v in select_inputs(batch, input_names).items()})
+        return feeds
+
+    def fp16(self, opt_dir: Path, out_dir: Path) -> dict[str, Any]:
+        out_dir.mkdir(parents=True)
+        seconds = to_fp16(opt_dir / MODEL_FILE, out_dir / MODEL_FILE)
+        copy_preprocessing_files(opt_dir, out_dir)
+        figures: dict[str, Any] = {"export_seconds": round(seconds, 3), "size_bytes": file_size(out_dir)}
+        on_gpu = cuda_usable()
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if on_gpu else cpu_providers()
+        try:
+            figures.update(self.measure(out_dir / MODEL_FILE, "fp16", providers=providers, time_it=on_gpu))
+        except Exception as err:  # onnxruntime without fp16 kernels for an op on this provider
+            figures.update(
+                scored=False,
+                not_scored_reason=f"onnxruntime could not run it here: {str(err).splitlines()[0][:300]}",
+            )
+            return figures
+        figures["scored"] = True
+        if on_gpu:
+            figures["scored_on"] = "CUDA"
+        else:
+            figures["scored_on"] = "CPU"
+            figures["note"] = (
+                "no CUDA device here: scored on the CPU, where onnxruntime runs the fp16 graph through "
+                "casts to fp32 for the kernels it lacks; accuracy is representative, latency is not (not timed)"
+            )
+        return figures
+
+    def recommend(self, variants: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The variant to serve on a CPU (int8 within budget, else the faster fp32) and on a GPU."""
+        int8 = variants.get("int8")
+        fp32s = [v for v in ("fp32-optimized", "fp32") if v in variants]
+        if int8 is not None and int8["meets_budget"]:
+            cpu = "int8"
+            why = (
+                f"{int8['method']}: {int8['delta_f1_points']:+.2f} F1 points against PyTorch, "
+                f"within the budget of -{self.options.int8_budget}"
+            )
+        elif fp32s:
+            cpu = min(fp32s, key=lambda v: variants[v]["latency_ms"])
+            why = "no int8 attempt met the F1 budget" if int8 is not None else "int8 not exported"
+            why += f"; {cpu} is the faster fp32 variant here"
+        else:
+            cpu, why = (
+                ("int8", "the only CPU variant exported (outside the F1 budget)")
+                if int8
+                else (None, "no CPU variant exported")
+            )
+        gpu = "fp16" if "fp16" in variants else ("fp32-optimized" if "fp32-optimized" in variants else None)
+        return {"recommended_cpu": cpu, "recommended_cpu_reason": why, "recommended_gpu": gpu}

@@ -1,0 +1,209 @@
+"""INT8 quantisation with an accuracy gate: a ladder of known mitigations, the fastest that keeps F1.
+
+Dynamic quantisation collapses some BERT-family models (onnxruntime issues 9599 and 11286,
+optimum issue 151): outliers in a few activations stretch a per-tensor scale until small values
+round to zero. The ladder, each rung a documented onnxruntime option:
+
+1. dynamic: per-tensor int8 weights, uint8 activations (U8S8, the AVX-512 VNNI / AMX fast path);
+2. per-channel weights: one scale per output column;
+3. reduced range: 7-bit weights, for CPUs without VNNI where U8S8 products can saturate;
+4. the most sensitive MatMuls in fp32: the classifier, every attention output projection, and
+   the embeddings (only MatMul and Attention quantised);
+5. static QDQ: activation ranges calibrated (MinMax) on training windows instead of measured per
+   batch; per-channel weights.
+
+Every rung is scored; the fastest rung within the F1 budget is kept (`choose`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from export.optimize import quiet_optimizer
+
+# Fused contrib ops (Attention, SkipLayerNormalization...) have no ONNX shape inference: tell the
+# quantiser their outputs are float rather than let it skip the MatMuls that follow them.
+_FLOAT_DEFAULT = {"DefaultTensorType": onnx.TensorProto.FLOAT}
+# A later rung must be this much faster than an earlier passing one to replace it: timings on a busy
+# machine wobble by a few per cent, and the earlier rung is the simpler, smaller model.
+LATENCY_TIE = 0.10
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One rung of the ladder: how to quantise, in words and in onnxruntime's options."""
+
+    name: str
+    description: str
+    static: bool = False
+    per_channel: bool = False
+    reduce_range: bool = False
+    keep_sensitive_fp32: bool = False
+
+    def settings(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("name")
+        out.pop("description")
+        return out
+
+
+LADDER: tuple[Attempt, ...] = (
+    Attempt("dynamic", "dynamic, per-tensor int8 weights (U8S8)"),
+    Attempt("dynamic-per-channel", "dynamic, per-channel int8 weights", per_channel=True),
+    Attempt(
+        "dynamic-reduced-range",
+        "dynamic, per-channel 7-bit weights (reduce_range)",
+        per_channel=True,
+        reduce_range=True,
+    ),
+    Attempt(
+        "dynamic-keep-sensitive",
+        "dynamic, per-channel; classifier, attention outputs and embeddings left in fp32",
+        per_channel=True,
+        keep_sensitive_fp32=True,
+    ),
+    Attempt(
+        "static-qdq",
+        "static QDQ, per-channel, MinMax-calibrated on training windows",
+        static=True,
+        per_channel=True,
+    ),
+)
+ATTEMPTS = {a.name: a for a in LADDER}
+
+# The output projection of attention, by the names transformers' modules give it.
+_ATTENTION_OUTPUT = re.compile(r"attention/(output/dense|out_lin|out_proj|o_proj|output)/", re.IGNORECASE)
+
+
+def sensitive_matmuls(model: onnx.ModelProto) -> list[str]:
+    """MatMul nodes to keep in fp32: the classifier and the attention output projections."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+    names = []
+    for node in model.graph.node:
+        if node.op_type != "MatMul":
+            continue
+        source = producers.get(node.input[0])
+        after_attention = source is not None and source.op_type in ("Attention", "MultiHeadAttention")
+        if "classifier" in node.name or after_attention or _ATTENTION_OUTPUT.search(node.name):
+            names.append(node.name)
+    return names
+
+
+class WindowReader(CalibrationDataReader):
+    """Feeds calibration batches (dicts of numpy arrays named as the model's inputs) one at a time."""
+
+    def __init__(self, feeds: Iterable[dict[str, np.ndarray]]) -> None:
+        self._feeds = list(feeds)
+        self._iter = iter(self._feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._iter, None)
+
+    def rewind(self) -> None:
+        self._iter = iter(self._feeds)
+
+
+def quantize(
+    attempt: Attempt,
+    optimized_path: Path,
+    fp32_path: Path,
+    out_path: Path,
+    calibration: Callable[[], Iterable[dict[str, np.ndarray]]] | None = None,
+) -> dict[str, Any]:
+    """Write the attempt's int8 model to `out_path`; returns what was done (excluded nodes, seconds)."""
+    started = time.perf_counter()
+    details: dict[str, Any] = {}
+    with quiet_optimizer():
+        if attempt.static:
+            if calibration is None:
+                raise ValueError("static quantisation needs calibration windows")
+            # Static QDQ starts from the unfused graph: the quantiser must see every MatMul and
+            # know its tensor types, which the fused contrib ops hide. onnxruntime's own
+            # pre-processing (shape inference, basic rewrites) is the documented first step.
+            prepared = out_path.with_name("prepared.onnx")
+            quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+            feeds = list(calibration())
+            quantize_static(
+                str(prepared),
+                str(out_path),
+                WindowReader(feeds),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=["MatMul"],
+                per_channel=attempt.per_channel,
+                reduce_range=attempt.reduce_range,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options=dict(_FLOAT_DEFAULT),
+            )
+            prepared.unlink(missing_ok=True)
+            details["calibration_batches"] = len(feeds)
+        else:
+            exclude: list[str] = []
+            op_types = None  # onnxruntime's default: every op it has an integer kernel for
+            if attempt.keep_sensitive_fp32:
+                exclude = sensitive_matmuls(onnx.load(str(optimized_path), load_external_data=False))
+                op_types = ["MatMul", "Attention"]
+            quantize_dynamic(
+                str(optimized_path),
+                str(out_path),
+                op_types_to_quantize=op_types,
+                per_channel=attempt.per_channel,
+                reduce_range=attempt.reduce_range,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=exclude or None,
+                extra_options=dict(_FLOAT_DEFAULT),
+            )
+            if exclude:
+                details["nodes_kept_fp32"] = exclude
+    details["quantize_seconds"] = round(time.perf_counter() - started, 3)
+    return details
+
+
+@dataclass
+class AttemptResult:
+    """An attempt's figures for the manifest; `meets_budget` is decided against the reference F1."""
+
+    name: str
+    description: str
+    settings: dict[str, Any]
+    f1: float | None = None
+    delta_f1_points: float | None = None
+    latency_ms: float | None = None
+    size_bytes: int | None = None
+    meets_budget: bool = False
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def meets(f1: float, reference_f1: float, budget_points: float) -> bool:
+    """Within budget: loses at most `budget_points` F1 points (F1 on a 0..1 scale, points x100)."""
+    return (reference_f1 - f1) * 100.0 <= budget_points + 1e-9
+
+
+def choose(results: Sequence[AttemptResult]) -> AttemptResult | None:
+    """The fastest attempt within budget; a later one must be over LATENCY_TIE faster to win."""
+    best: AttemptResult | None = None
+    for result in results:
+        if not result.meets_budget or result.latency_ms is None:
+            continue
+        if best is None or result.latency_ms < best.latency_ms * (1.0 - LATENCY_TIE):
+            best = result
+    return best

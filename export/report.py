@@ -1,0 +1,98 @@
+"""reports/export.md from the manifest: one table per model, then the int8 attempts, in one screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from distill import atomic
+
+
+def _mb(size: int | None) -> str:
+    return "—" if size is None else f"{size / 1e6:.2f}"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def render(manifest: dict[str, Any]) -> str:
+    lines = [
+        "# ONNX export",
+        "",
+        f"Run `{manifest['run']}`, exported {manifest['created']} on {manifest['machine']['cpu']} "
+        f"({manifest['machine']['threads']} threads; int8 features: {', '.join(manifest['machine']['int8_features']) or 'none'}).",
+        f"onnxruntime {manifest['versions']['onnxruntime']}, optimum {manifest['versions']['optimum']}, "
+        f"torch {manifest['versions']['torch']}, transformers {manifest['versions']['transformers']}.",
+        "",
+        f"F1: entity F1 on the {manifest['eval']['split']} split ({manifest['eval']['forms']} forms, "
+        f"{manifest['eval']['words']} words), window-merged as in training. Parity: logits against PyTorch "
+        f"on up to {manifest['eval']['parity_windows']} evaluation windows. Latency: median of one call on "
+        f"a batch of {manifest['eval']['batch_size']} evaluation windows on this CPU, to rank variants "
+        "(the bench measures properly). int8 budget: "
+        f"{manifest['int8_budget']} F1 points against PyTorch.",
+        "",
+    ]
+    for name, model in manifest["models"].items():
+        torch_fig = model["pytorch"]
+        lines += [
+            f"## {name} ({torch_fig['model_type']}, {torch_fig['parameters'] / 1e6:.2f} M parameters)",
+            "",
+            "| variant | size MB | max abs diff | mean abs diff | argmax agree | F1 | ΔF1 pts | latency ms | export s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| PyTorch fp32 | — | — | — | — | {torch_fig['f1']:.4f} | — | {torch_fig['latency_ms']:.2f} | — |",
+        ]
+        for variant, fig in model["variants"].items():
+            parity = fig.get("parity", {})
+            f1 = fig.get("f1")
+            label = variant if variant != "int8" else f"int8 ({fig['method']})"
+            if variant == "fp16" and not fig.get("scored", True):
+                label += " — not scored"
+            lines.append(
+                f"| {label} | {_mb(fig.get('size_bytes'))} | {_num(parity.get('max_abs_diff'), '.2e')} | "
+                f"{_num(parity.get('mean_abs_diff'), '.2e')} | {_num(parity.get('argmax_agreement'), '.2%')} | "
+                f"{_num(f1, '.4f')} | {_num(fig.get('delta_f1_points'), '+.2f')} | "
+                f"{_num(fig.get('latency_ms'), '.2f')} | {_num(fig.get('export_seconds'), '.1f')} |"
+            )
+        lines.append("")
+        notes = []
+        if "fp32-optimized" in model["variants"]:
+            fused = model["variants"]["fp32-optimized"]["fusions"]
+            notes.append("Fusions: " + (", ".join(f"{k} ×{v}" for k, v in fused.items()) or "none"))
+        fp16 = model["variants"].get("fp16")
+        if fp16 is not None:
+            notes.append(
+                "fp16: "
+                + (fp16.get("note") or fp16.get("not_scored_reason") or f"scored on {fp16.get('scored_on')}")
+            )
+        notes.append(
+            f"Recommended on CPU: **{model['recommended_cpu']}** ({model['recommended_cpu_reason']}); on GPU: **{model['recommended_gpu']}**."
+        )
+        lines += [f"- {n}" for n in notes] + [""]
+        int8 = model["variants"].get("int8")
+        if int8 is not None:
+            lines += [
+                "int8 attempts (the fastest within budget is kept):",
+                "",
+                "| attempt | F1 | ΔF1 pts | within budget | latency ms | size MB | note |",
+                "|---|---:|---:|:---:|---:|---:|---|",
+            ]
+            for attempt in int8["attempts"]:
+                kept = " (kept)" if attempt["name"] == int8["method"] else ""
+                note = attempt["error"] or attempt["description"]
+                lines.append(
+                    f"| {attempt['name']}{kept} | {_num(attempt['f1'], '.4f')} | {_num(attempt['delta_f1_points'], '+.2f')} | "
+                    f"{'yes' if attempt['meets_budget'] else 'no'} | {_num(attempt['latency_ms'], '.2f')} | "
+                    f"{_mb(attempt['size_bytes'])} | {note} |"
+                )
+            if not int8["meets_budget"]:
+                lines += [
+                    "",
+                    f"No int8 attempt met the budget; `{int8['method']}` (the most accurate) is written, fp32 stays recommended.",
+                ]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def write(manifest: dict[str, Any], report_dir: Path) -> Path:
+    return atomic.write_text(Path(report_dir) / "export.md", render(manifest))

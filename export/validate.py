@@ -1,0 +1,127 @@
+"""Prove an exported model: logits against PyTorch on real windows, entity F1, latency.
+
+Parity is measured on evaluation windows as the prediction API batches them (padded), over the
+positions the attention mask keeps. F1 goes through `predict_word_logits` and
+`score_word_logits`, the same window merge and word-level scoring as training and the bench.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from distill.metrics import score_word_logits
+from distill.predict import Backend, predict_word_logits
+from distill.windows import WindowEncoder, pad_batch
+
+# Default fp32 bounds on max |logit difference|: the student's graph is small and its logits
+# agree to float rounding; LayoutLMv3 adds a ViT-style image path and relative position biases,
+# whose longer sums round differently in onnxruntime and PyTorch.
+TOLERANCE = {"teacher": 1e-3}
+DEFAULT_TOLERANCE = 1e-4
+
+
+def tolerance_for(model_name: str) -> float:
+    return TOLERANCE.get(model_name, DEFAULT_TOLERANCE)
+
+
+def batches_of(
+    windows: Sequence[dict[str, np.ndarray]], batch_size: int, pad_id: int
+) -> list[dict[str, np.ndarray]]:
+    return [pad_batch(windows[i : i + batch_size], pad_id) for i in range(0, len(windows), batch_size)]
+
+
+def parity_windows(
+    encoder: WindowEncoder, forms: Sequence[dict[str, Any]], limit: int
+) -> list[dict[str, np.ndarray]]:
+    """Up to `limit` windows of the evaluation forms, in order (long forms give several)."""
+    windows: list[dict[str, np.ndarray]] = []
+    for form in forms:
+        windows.extend(encoder.encode_form(form["tokens"], form.get("bboxes"), form.get("image")))
+        if len(windows) >= limit:
+            break
+    return windows[:limit]
+
+
+def run(backend: Backend, batches: Sequence[dict[str, np.ndarray]]) -> list[np.ndarray]:
+    return [backend(batch) for batch in batches]
+
+
+@dataclass
+class Parity:
+    max_abs_diff: float
+    mean_abs_diff: float
+    argmax_agreement: float
+    windows: int
+    tokens: int
+    tolerance: float | None = None
+
+    @property
+    def within_tolerance(self) -> bool:
+        return self.tolerance is None or self.max_abs_diff <= self.tolerance
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {
+            "max_abs_diff": self.max_abs_diff,
+            "mean_abs_diff": self.mean_abs_diff,
+            "argmax_agreement": self.argmax_agreement,
+            "windows": self.windows,
+            "tokens": self.tokens,
+        }
+        if self.tolerance is not None:
+            out["tolerance"] = self.tolerance
+            out["within_tolerance"] = self.within_tolerance
+        return out
+
+
+def compare(
+    reference: Sequence[np.ndarray],
+    candidate: Sequence[np.ndarray],
+    batches: Sequence[dict[str, np.ndarray]],
+    tolerance: float | None = None,
+) -> Parity:
+    """Logit differences over real (unpadded) tokens, and how often the predicted label agrees."""
+    diffs, agree = [], []
+    for ref, cand, batch in zip(reference, candidate, batches, strict=True):
+        keep = batch["attention_mask"].astype(bool)
+        ref_tokens, cand_tokens = ref[keep], cand[keep]
+        diffs.append(np.abs(ref_tokens.astype(np.float64) - cand_tokens.astype(np.float64)).ravel())
+        agree.append(ref_tokens.argmax(-1) == cand_tokens.argmax(-1))
+    diff = np.concatenate(diffs)
+    same = np.concatenate(agree)
+    return Parity(
+        max_abs_diff=float(diff.max()) if diff.size else 0.0,
+        mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
+        argmax_agreement=float(same.mean()) if same.size else 1.0,
+        windows=sum(len(b["input_ids"]) for b in batches),
+        tokens=int(same.size),
+        tolerance=tolerance,
+    )
+
+
+def score(
+    encoder: WindowEncoder,
+    backend: Backend,
+    forms: Sequence[dict[str, Any]],
+    batch_size: int,
+    progress: str | None = None,
+) -> dict[str, Any]:
+    """Entity P/R/F1 and word accuracy on `forms` (dicts with tokens, bboxes, image, ner_tags)."""
+    logits = predict_word_logits(encoder, backend, forms, batch_size, progress=progress, total=len(forms))
+    return score_word_logits([f["ner_tags"] for f in forms], logits)
+
+
+def latency_ms(backend: Backend, batch: dict[str, np.ndarray], warmup: int = 3, repeats: int = 10) -> float:
+    """Median wall time of one call on `batch`, after warm-up (the bench measures properly; this ranks)."""
+    for _ in range(warmup):
+        backend(batch)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        backend(batch)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times) * 1000.0)
