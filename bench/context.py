@@ -1,0 +1,197 @@
+"""One benchmark session over one run directory: its cases, and the loaded things they share.
+
+Built once when pytest starts (the cases must be known to parametrise the tests); everything
+heavy (models, the test split, the optimum reference model, memory probes) loads on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import pytest
+
+from bench import memory
+from bench.catalog import Catalog
+from bench.flops import Flops, batch_flops, max_text_length
+from bench.machine import MachineInfo, machine_info
+from bench.reference import quantize_with_optimum_defaults
+from bench.runtimes import (
+    REFERENCE,
+    RUNTIMES,
+    Runtime,
+    Unavailable,
+    check_available,
+    onnx_backend,
+    torch_backend,
+)
+from distill.models import load_bundle
+from distill.predict import Backend
+from distill.run_dir import load_run_data
+from distill.windows import WindowEncoder
+
+BATCH_SIZES = (1, 8)
+SEQ_LENGTHS = (128, 512)
+E2E_BATCH = 8  # windows per call in the end-to-end case, as the trainer scores
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str  # latency | e2e
+    model: str
+    runtime: Runtime
+    batch: int
+    seq: int = 0  # latency: text tokens per sequence (capped at the model's limit)
+    seq_requested: int = 0
+
+    @property
+    def id(self) -> str:
+        if self.kind == "e2e":
+            return f"{self.model}-{self.runtime.name}"
+        return f"{self.model}-{self.runtime.name}-b{self.batch}-s{self.seq}"
+
+    @property
+    def group(self) -> str:
+        return "end-to-end" if self.kind == "e2e" else f"latency batch {self.batch} seq {self.seq_requested}"
+
+
+class ShapeRecorder:
+    """A Backend that passes batches through and notes their shapes (to count the FLOPs of a pass)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.input_names = backend.input_names
+        self.shapes: list[tuple[int, int]] = []
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        self.shapes.append(tuple(batch["input_ids"].shape))  # type: ignore[arg-type]
+        return self.backend(batch)
+
+    def flops(self, config: Any) -> Flops:
+        total = Flops(0, 0, 0, 0)
+        for batch, length in self.shapes:
+            total = total + batch_flops(config, batch, length)
+        return total
+
+
+class Bench:
+    def __init__(self, run: Path, threads: int, work_dir: Path, memory_probes: bool = True) -> None:
+        self.run = run
+        self.threads = threads
+        self.work_dir = work_dir
+        self.memory_probes = memory_probes
+        self.catalog = Catalog(run)
+        self.skipped: list[dict[str, str]] = []
+        self.results: list[Any] = []  # pytest-benchmark Metadata of every finished case
+        self.notes: dict[str, str] = {}
+        self._backends: OrderedDict[tuple[str, str], Backend] = OrderedDict()
+        self._memory: dict[tuple[str, str], dict[str, Any]] = {}
+
+    @functools.cached_property
+    def machine(self) -> MachineInfo:
+        return machine_info(self.threads)
+
+    # --- cases --------------------------------------------------------------------------------
+
+    def runtimes_for(self, model: str) -> list[Runtime]:
+        # The reference row is the one student a user would quantise: the run's `student`.
+        return [r for r in RUNTIMES if not r.students_only or model == "student"]
+
+    def latency_cases(self) -> list[Case]:
+        cases = []
+        for model, entry in self.catalog.models.items():
+            limit = max_text_length(entry.config)
+            for runtime in self.runtimes_for(model):
+                for batch in BATCH_SIZES:
+                    for seq in SEQ_LENGTHS:
+                        cases.append(Case("latency", model, runtime, batch, min(seq, limit), seq))
+        return cases
+
+    def e2e_cases(self) -> list[Case]:
+        return [Case("e2e", m, r, E2E_BATCH) for m in self.catalog.models for r in self.runtimes_for(m)]
+
+    def skip(self, case: Case, reason: str) -> NoReturn:
+        self.skipped.append(
+            {
+                "model": case.model,
+                "runtime": case.runtime.name,
+                "label": case.runtime.label,
+                "case": case.id,
+                "reason": reason,
+            }
+        )
+        pytest.skip(reason)
+
+    # --- models -------------------------------------------------------------------------------
+
+    def onnx_path(self, model: str, runtime: Runtime) -> Path:
+        if runtime.name == REFERENCE:
+            return self.reference_path(model)
+        path = self.catalog.onnx_path(model, runtime.variant or "")
+        if path is None:
+            raise Unavailable(
+                f"no {runtime.variant} ONNX export of {model}: run `python -m export.onnx --run-dir {self.run}`"
+            )
+        return path
+
+    def reference_path(self, model: str) -> Path:
+        fp32 = self.catalog.onnx_path(model, "fp32")
+        if fp32 is None:
+            raise Unavailable(
+                f"the optimum reference quantises the fp32 export of {model}, and there is none"
+            )
+        return self._reference(model, fp32)
+
+    @functools.cache  # noqa: B019 - one Bench per session: caching on self is what is wanted
+    def _reference(self, model: str, fp32: Path) -> Path:
+        path, recipe = quantize_with_optimum_defaults(
+            fp32, self.work_dir / "optimum-reference" / model, self.machine.isa
+        )
+        self.notes["reference"] = recipe
+        return path
+
+    def backend(self, model: str, runtime: Runtime) -> Backend:
+        """The model in this runtime, ready to call; the last two stay loaded (cases run in model/runtime order)."""
+        check_available(runtime)
+        key = (model, runtime.name)
+        if key in self._backends:
+            self._backends.move_to_end(key)
+            return self._backends[key]
+        if runtime.engine == "torch":
+            backend = torch_backend(load_bundle(self.catalog.models[model].path).model, runtime, self.threads)
+        else:
+            backend = onnx_backend(self.onnx_path(model, runtime), runtime, self.threads)
+        self._backends[key] = backend
+        while len(self._backends) > 2:
+            self._backends.popitem(last=False)
+        return backend
+
+    @functools.cache  # noqa: B019
+    def encoder(self, model: str) -> WindowEncoder:
+        bundle = load_bundle(self.catalog.models[model].path)
+        config = self.catalog.config
+        return bundle.encoder(config.max_length, config.stride)  # tokenizer and image processor only
+
+    @functools.cached_property
+    def test_forms(self) -> list[dict[str, Any]]:
+        """The test split, each form a dict with its image decoded (reading PNGs is I/O, not preprocessing)."""
+        split = load_run_data(self.catalog.config)["test"]
+        return [split[i] for i in range(len(split))]
+
+    def peak_memory(self, model: str, runtime: Runtime) -> dict[str, Any]:
+        """The model's peak memory in this runtime at the heaviest shape timed (batch 8, longest sequence)."""
+        key = (model, runtime.name)
+        if key not in self._memory:
+            if not self.memory_probes:
+                return {"error": "not measured (--no-memory)"}
+            config = self.catalog.models[model].config
+            seq = min(max(SEQ_LENGTHS), max_text_length(config))
+            onnx = self.onnx_path(model, runtime) if runtime.engine == "onnxruntime" else None
+            self._memory[key] = memory.probe(
+                self.catalog.models[model].path, runtime.name, onnx, max(BATCH_SIZES), seq, self.threads
+            )
+        return self._memory[key]

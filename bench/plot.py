@@ -1,0 +1,87 @@
+"""F1 against latency, one point per model and runtime: the efficiency frontier as a PNG.
+
+End-to-end latency (seconds per form over the test split) where it was measured, else batch 1
+at the longest sequence. The frontier joins the points no other point beats on both axes.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from bench.runtimes import BY_NAME
+
+MARKERS = {"teacher": "s", "student": "o", "student-baseline": "^"}
+
+
+def frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points not dominated (lower latency and higher F1 than them) by any other, by latency."""
+    best: list[tuple[float, float]] = []
+    for latency, f1 in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not best or f1 > best[-1][1]:
+            best.append((latency, f1))
+    return best
+
+
+def plot_points(rows: list[dict[str, Any]]) -> tuple[str, list[tuple[str, str, float, float]]]:
+    """(x-axis label, [(model, runtime label, latency s, F1)]) from the derived report rows."""
+    e2e = [r for r in rows if r["group"] == "end-to-end" and r.get("f1") is not None and r.get("forms")]
+    if e2e:
+        return "seconds per form, end to end (log)", [
+            (r["model"], r["runtime_label"], r["p50_s"] / r["forms"], r["f1"]) for r in e2e
+        ]
+    b1 = [r for r in rows if r["group"] == "latency batch 1 seq 512" and r.get("f1") is not None]
+    return "latency at batch 1, seq 512, seconds (log)", [
+        (r["model"], r["runtime_label"], r["p50_s"], r["f1"]) for r in b1
+    ]
+
+
+def frontier_png(rows: list[dict[str, Any]], timing_only: bool = False) -> bytes | None:
+    """The plot as PNG bytes (None when no row has both a latency and an F1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render to a buffer
+    import matplotlib.pyplot as plt
+
+    xlabel, points = plot_points(rows)
+    if not points:
+        return None
+    labels = [r.label for r in BY_NAME.values()]
+    colours = {label: plt.get_cmap("tab10")(i % 10) for i, label in enumerate(labels)}
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    for model, runtime, latency, f1 in points:
+        ax.scatter(
+            latency,
+            f1 * 100,
+            marker=MARKERS.get(model, "D"),
+            color=colours.get(runtime, "grey"),
+            s=50,
+            zorder=3,
+        )
+        ax.annotate(
+            f"{model} · {runtime}", (latency, f1 * 100), fontsize=7, xytext=(4, 3), textcoords="offset points"
+        )
+    edge = frontier([(p[2], p[3] * 100) for p in points])
+    ax.step(
+        [p[0] for p in edge],
+        [p[1] for p in edge],
+        where="post",
+        color="black",
+        linewidth=1,
+        label="frontier",
+        zorder=2,
+    )
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("entity F1 (test split)")
+    title = "F1 against latency"
+    if timing_only:
+        title += " — timing only, F1 not meaningful"
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

@@ -1,0 +1,358 @@
+"""reports/benchmark.md: the machine, its limit, then one table per scenario and the F1-latency plot.
+
+Input is the summary dict of bench/summary.py (JSON-able, so tests can hand-make one).
+Derived figures, all from the p50 of each case:
+
+    throughput   sequences / p50 (and forms / p50 end to end)
+    speed-up     the teacher's PyTorch fp32 p50 in the same scenario / this p50
+    rate         counted FLOPs (bench/flops.py) / p50
+    % limit      rate / this machine's best GEMM rate for the runtime's precision (bench/limits.py)
+    ΔF1          F1 - the teacher's PyTorch fp32 F1, in points
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.runtimes import BASELINE_RUNTIME, BY_NAME, REFERENCE, RUNTIMES
+from distill import atomic
+
+MARKDOWN = "benchmark.md"
+PLOT = "benchmark.png"
+JSON = "benchmark.json"
+MODEL_ORDER = ("teacher", "student", "student-baseline")
+RUNTIME_ORDER = {r.name: i for i, r in enumerate(RUNTIMES)}
+
+
+# --- derived figures ------------------------------------------------------------------------
+
+
+def _model_rank(name: str) -> tuple[int, str]:
+    return (MODEL_ORDER.index(name), "") if name in MODEL_ORDER else (len(MODEL_ORDER), name)
+
+
+def _row_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (_model_rank(row["model"]), RUNTIME_ORDER.get(row["runtime"], 99))
+
+
+def teacher_f1(rows: list[dict[str, Any]]) -> float | None:
+    for row in rows:
+        if row["model"] == "teacher" and row["runtime"] == BASELINE_RUNTIME and row.get("f1") is not None:
+            return float(row["f1"])
+    return None
+
+
+def derive(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The summary's rows with throughput, speed-up, rate, share of the limit and ΔF1 added."""
+    rows = [dict(r) for r in summary["rows"]]
+    base = {
+        r["group"]: r["p50_s"] for r in rows if r["model"] == "teacher" and r["runtime"] == BASELINE_RUNTIME
+    }
+    reference_f1 = teacher_f1(rows)
+    limits = summary.get("limits", {})
+    for row in rows:
+        p50 = row["p50_s"]
+        row["seq_per_s"] = row.get("sequences", 0) / p50 if p50 else None
+        row["forms_per_s"] = row["forms"] / p50 if p50 and row.get("forms") else None
+        row["speedup"] = base[row["group"]] / p50 if p50 and row["group"] in base else None
+        row["rate"] = row["flops"] / p50 if p50 and row.get("flops") else None
+        limit = limits.get(row.get("limit_precision", ""))
+        row["share"] = row["rate"] / limit if limit and row["rate"] else None
+        f1 = row.get("f1")
+        row["delta_f1"] = (f1 - reference_f1) * 100 if f1 is not None and reference_f1 is not None else None
+    return sorted(rows, key=_row_order)
+
+
+def groups(rows: list[dict[str, Any]]) -> list[str]:
+    """end-to-end first (the user's view), then latency scenarios by batch and sequence length."""
+
+    def key(group: str) -> tuple[int, int, int]:
+        if group == "end-to-end":
+            return (0, 0, 0)
+        parts = group.split()  # "latency batch B seq S"
+        return (1, int(parts[2]), int(parts[4]))
+
+    return sorted({r["group"] for r in rows}, key=key)
+
+
+# --- formatting -----------------------------------------------------------------------------
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """`digits` significant digits, no scientific notation for the ranges a report shows."""
+    if value is None:
+        return "–"
+    if value == 0:
+        return "0"
+    magnitude = len(str(int(abs(value)))) if abs(value) >= 1 else 0
+    decimals = max(0, digits - magnitude) if abs(value) >= 1 else digits
+    return f"{value:,.{decimals}f}"
+
+
+def fmt_ms(seconds: float | None) -> str:
+    return fmt(seconds * 1000 if seconds is not None else None)
+
+
+def fmt_mb(size: float | None) -> str:
+    return fmt(size / 1e6 if size is not None else None)
+
+
+def fmt_params(params: int | None) -> str:
+    if params is None:
+        return "–"
+    return f"{params / 1e6:.1f}M" if params >= 1e5 else f"{params / 1e3:.0f}k"
+
+
+def fmt_share(share: float | None) -> str:
+    return f"{share * 100:.0f}%" if share is not None else "–"
+
+
+def fmt_delta(points: float | None) -> str:
+    return f"{points:+.1f}" if points is not None else "–"
+
+
+def fmt_f1(f1: float | None) -> str:
+    return f"{f1 * 100:.1f}" if f1 is not None else "–"
+
+
+def table(header: list[str], body: list[list[str]]) -> str:
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|",
+    ]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+def _common(row: dict[str, Any]) -> list[str]:
+    """speed-up, rate, share, F1, ΔF1, memory, size, params: the columns every scenario shows."""
+    memory = fmt(row.get("memory_mib"), 3) if row.get("memory_mib") is not None else "–"
+    return [
+        f"{row['speedup']:.1f}×" if row.get("speedup") else "–",
+        fmt(row["rate"] / 1e9 if row.get("rate") else None),
+        fmt_share(row.get("share")),
+        fmt_f1(row.get("f1")),
+        fmt_delta(row.get("delta_f1")),
+        memory,
+        fmt_mb(row.get("size_bytes")),
+        fmt_params(row.get("params")),
+    ]
+
+
+COMMON_HEADER = ["speed-up", "G(FL)OP/s", "% limit", "F1", "ΔF1", "peak MiB", "size MB", "params"]
+
+
+def scenario_table(group: str, rows: list[dict[str, Any]]) -> str:
+    body = []
+    if group == "end-to-end":
+        header = ["model", "runtime", "forms/s", "seq/s", "p50 s/pass", "p95 s/pass"] + COMMON_HEADER
+        for r in rows:
+            body.append(
+                [
+                    r["model"],
+                    r["runtime_label"],
+                    fmt(r.get("forms_per_s")),
+                    fmt(r.get("seq_per_s")),
+                    fmt(r["p50_s"]),
+                    fmt(r["p95_s"]),
+                ]
+                + _common(r)
+            )
+    else:
+        header = ["model", "runtime", "p50 ms", "p95 ms", "seq/s"] + COMMON_HEADER
+        for r in rows:
+            label = r["runtime_label"]
+            if r.get("seq_requested") and r.get("seq") != r.get("seq_requested"):
+                label += f" (seq capped at {r['seq']})"
+            body.append(
+                [r["model"], label, fmt_ms(r["p50_s"]), fmt_ms(r["p95_s"]), fmt(r.get("seq_per_s"))]
+                + _common(r)
+            )
+    return table(header, body)
+
+
+def _find(rows: list[dict[str, Any]], group: str, model: str, runtime: str) -> dict[str, Any] | None:
+    for row in rows:
+        if row["group"] == group and row["model"] == model and row["runtime"] == runtime:
+            return row
+    return None
+
+
+def headline(rows: list[dict[str, Any]]) -> list[str]:
+    """The trade-off in a few lines, each with the target it is held to; only where the rows exist."""
+    lines = []
+    e2e_student = _find(rows, "end-to-end", "student", "ort-int8")
+    e2e_teacher = _find(rows, "end-to-end", "teacher", BASELINE_RUNTIME)
+    if e2e_student and e2e_teacher and e2e_student.get("forms_per_s") and e2e_teacher.get("forms_per_s"):
+        ratio = e2e_student["forms_per_s"] / e2e_teacher["forms_per_s"]
+        delta = fmt_delta(e2e_student.get("delta_f1"))
+        lines.append(
+            f"Student in ORT int8 serves **{ratio:.1f}×** the forms per second of the teacher in PyTorch fp32 "
+            f"({fmt(e2e_student['forms_per_s'])} vs {fmt(e2e_teacher['forms_per_s'])} forms/s; target ≥ 10×), ΔF1 {delta} points."
+        )
+    b1 = "latency batch 1 seq 512"
+    int8 = _find(rows, b1, "student", "ort-int8")
+    if int8 and int8.get("share") is not None:
+        lines.append(
+            f"Student in ORT int8 at batch 1, seq {int8['seq']}: {fmt(int8['rate'] / 1e9)} GOP/s, "
+            f"**{fmt_share(int8['share'])}** of this machine's int8 GEMM limit (target ≥ 70%)."
+        )
+    reference = _find(rows, b1, "student", REFERENCE)
+    if int8 and reference:
+        ratio = reference["p50_s"] / int8["p50_s"]
+        lines.append(
+            f"Against optimum's out-of-the-box int8 at batch 1, seq {int8['seq']}: {fmt_ms(int8['p50_s'])} ms vs "
+            f"{fmt_ms(reference['p50_s'])} ms, **{ratio:.2f}×** as fast (target ≥ 1×)."
+        )
+    e2e_ref = _find(rows, "end-to-end", "student", REFERENCE)
+    if e2e_student and e2e_ref and e2e_ref.get("forms_per_s"):
+        lines.append(
+            f"End to end: {fmt(e2e_student['forms_per_s'])} vs {fmt(e2e_ref['forms_per_s'])} forms/s for the optimum-defaults "
+            f"reference (F1 {fmt_f1(e2e_student.get('f1'))} vs {fmt_f1(e2e_ref.get('f1'))})."
+        )
+    layout = [
+        r for r in rows if r["group"] == b1 and r["runtime"] == "ort-int8" and r["model"] not in MODEL_ORDER
+    ]
+    for row in layout:
+        if int8:
+            change = row["p50_s"] / int8["p50_s"] - 1
+            lines.append(
+                f"{row['model']} (int8, batch 1, seq {row['seq']}): {fmt_ms(row['p50_s'])} ms, "
+                f"{change * 100:+.0f}% against the text student (target within ±10% at the same size)."
+            )
+    return lines
+
+
+# --- the document ---------------------------------------------------------------------------
+
+
+def header_lines(summary: dict[str, Any]) -> list[str]:
+    machine, run = summary["machine"], summary["run"]
+    versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items())
+    lines = [f"# Benchmark: {run['name']}", ""]
+    if run.get("timing_only"):
+        lines += [
+            f"> **{run['note']}**: models with random weights at their real sizes; only the speed figures mean anything.",
+            "",
+        ]
+    lines += [
+        f"- **Machine**: {machine['cpu']}, {machine['physical_cores']} physical cores ({machine['logical_cores']} logical); "
+        f"ISA {' '.join(machine['isa']) or 'unknown'}; GPU: {machine['gpu']}; {machine['os']}",
+        f"- **Threads**: {machine['threads']} (PyTorch intra-op and ONNX Runtime intra-op)",
+        f"- **Versions**: Python {machine['python']}, {versions}",
+        f"- **Run**: `{run['path']}`, data `{run['data']}`"
+        + (f", {run['test_forms']} test forms" if run.get("test_forms") else "")
+        + f", windows of {run['max_length']} tokens (stride {run['stride']})",
+    ]
+    limits = summary.get("limits", {})
+    if limits:
+        parts = []
+        for precision, rate in limits.items():
+            kernels = [k for k in summary.get("kernels", []) if k["precision"] == precision]
+            detail = ", ".join(f"{k['name']} {fmt(k['rate'] / 1e9)}" for k in kernels)
+            unit = "GOP/s" if precision == "int8" else "GFLOP/s"
+            parts.append(f"{precision} **{fmt(rate / 1e9)} {unit}** ({detail})")
+        lines.append("- **Machine limit** (best GEMM measured in this session): " + "; ".join(parts))
+    models = summary.get("models", {})
+    if models:
+        lines.append(
+            "- **Models**: "
+            + "; ".join(
+                f"{n} ({m['shape']}, {fmt_params(m.get('params'))} params)" for n, m in models.items()
+            )
+        )
+    return lines
+
+
+def skipped_lines(skipped: list[dict[str, str]]) -> list[str]:
+    by_reason: dict[tuple[str, str], list[str]] = {}
+    for item in skipped:
+        by_reason.setdefault((item["label"], item["reason"]), [])
+        if item["model"] not in by_reason[(item["label"], item["reason"])]:
+            by_reason[(item["label"], item["reason"])].append(item["model"])
+    return [f"- {label} ({', '.join(models)}): {reason}" for (label, reason), models in by_reason.items()]
+
+
+METHOD = """\
+- Latency: synthetic full batches of the shape named (batch x text tokens; LayoutLMv3 adds its image
+  patches), through the same `Backend` call as `predict_word_logits`. One untimed call sizes the case,
+  then warm-up calls, then rounds of one call each (`--benchmark-max-time` per case, at least
+  `--benchmark-min-rounds`); p50/p95 over those rounds.
+- End to end: `predict_word_logits` over the whole test split (tokenising, windows, image resize,
+  padding, model, word merge), batches of 8 windows; images decoded beforehand.
+- FLOPs per sequence of L text tokens, T tokens through the encoder (L, plus image patches + 1 for
+  LayoutLMv3), hidden d, feed-forward f, N layers, C labels: 2·T·N·(4d² + 2df) + 4·T²·d·N + 2·L·d·C
+  (+ the patch embedding). Int8 rows are held against the int8 limit although attention stays fp32.
+- Peak memory: a fresh process per model and runtime, resident set after loading and running a batch of 8
+  at the longest sequence, minus the same process's resident set before loading (the libraries);
+  on CUDA, torch's peak allocation.
+- F1: entity F1 on the test split (points ×100); from metrics.json / the export manifest, else
+  recomputed here through `predict_word_logits` + `score_word_logits`. ΔF1 is against the teacher
+  in PyTorch fp32; speed-up likewise."""
+
+
+def render(summary: dict[str, Any], plot_name: str | None = PLOT) -> str:
+    rows = derive(summary)
+    lines = header_lines(summary)
+    top = headline(rows)
+    if top:
+        lines += ["", "## Headline", ""] + [f"- {line}" for line in top]
+    if plot_name:
+        lines += ["", f"![F1 against latency: the efficiency frontier]({plot_name})"]
+    for group in groups(rows):
+        title = (
+            "End to end: the test split through `predict_word_logits`"
+            if group == "end-to-end"
+            else group.capitalize()
+        )
+        lines += ["", f"## {title}", "", scenario_table(group, [r for r in rows if r["group"] == group])]
+    errors = sorted(
+        {f"{r['model']} / {r['runtime_label']}: {r['memory_error']}" for r in rows if r.get("memory_error")}
+    )
+    if errors:
+        lines += ["", "Memory not measured for: " + "; ".join(errors)]
+    if summary.get("skipped"):
+        lines += ["", "## Not run on this machine", ""] + skipped_lines(summary["skipped"])
+    notes = summary.get("notes", {})
+    lines += ["", "## How the figures are made", "", METHOD]
+    if notes.get("reference"):
+        lines.append(f"- Reference row ({BY_NAME[REFERENCE].label}): {notes['reference']}.")
+    if summary["run"].get("timing_only"):
+        lines.append(f"- This run is **{summary['run']['note']}**.")
+    return "\n".join(lines) + "\n"
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Atomic binary write (distill.atomic writes text only)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_report(
+    report_dir: Path, summary: dict[str, Any], benchmark_json: dict[str, Any] | None = None
+) -> Path:
+    """benchmark.md, benchmark.png and benchmark.json in `report_dir`, each written atomically."""
+    from bench.plot import frontier_png
+
+    report_dir = Path(report_dir)
+    png = frontier_png(derive(summary), timing_only=bool(summary["run"].get("timing_only")))
+    if png is not None:
+        write_bytes(report_dir / PLOT, png)
+    payload = dict(benchmark_json or {})
+    payload["docdistill"] = summary
+    atomic.write_text(report_dir / JSON, json.dumps(payload, indent=2, default=str) + "\n")
+    return atomic.write_text(report_dir / MARKDOWN, render(summary, PLOT if png is not None else None))

@@ -1,0 +1,48 @@
+"""Forms per second over the whole test split, preprocessing included, through predict_word_logits.
+
+Tokenising, cutting windows, the teacher's image resize, padding, the model and the word merge:
+everything a user's call does. The first pass (untimed) also scores the predictions, so every
+variant's F1 is known even where the run's files lack it, and records the batch shapes, so the
+pass's FLOPs are counted exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.context import Bench, Case, ShapeRecorder
+from bench.runtimes import Unavailable
+from bench.timing import first_call, run_timed
+from distill.metrics import score_word_logits
+from distill.predict import predict_word_logits
+
+
+def test_end_to_end(benchmark: Any, bench: Bench, e2e_case: Case, request: Any) -> None:
+    case = e2e_case
+    benchmark.group = case.group
+    entry = bench.catalog.models[case.model]
+    try:
+        backend = bench.backend(case.model, case.runtime)
+    except Unavailable as reason:
+        bench.skip(case, str(reason))
+    encoder = bench.encoder(case.model)
+    forms = bench.test_forms
+    recorder = ShapeRecorder(backend)
+    logits, first = first_call(lambda: predict_word_logits(encoder, recorder, forms, case.batch))
+    scores = score_word_logits([f["ner_tags"] for f in forms], logits)
+    benchmark.extra_info.update(
+        kind="e2e",
+        model=case.model,
+        runtime=case.runtime.name,
+        batch=case.batch,
+        forms=len(forms),
+        words=sum(len(f["tokens"]) for f in forms),
+        sequences=sum(b for b, _ in recorder.shapes),
+        flops=recorder.flops(entry.config).total,
+        f1_measured=scores["f1"],
+    )
+    run_timed(
+        benchmark, lambda: predict_word_logits(encoder, backend, forms, case.batch), first, request.config
+    )
+    benchmark.extra_info["memory"] = bench.peak_memory(case.model, case.runtime)
+    bench.results.append(benchmark.stats)
