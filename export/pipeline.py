@@ -213,7 +213,7 @@ class ModelExport:
         for variant, figures in variants.items():
             figures["path"] = f"{ONNX_DIR}/{self.name}/{variant}/{MODEL_FILE}"
         entry["variants"] = {v: variants[v] for v in wanted}
-        entry.update(self.recommend(variants))
+        entry.update(recommend(variants, self.options.int8_budget))
         return entry
 
     def int8(self, fp32_dir: Path, opt_dir: Path, out_dir: Path, scratch: Path) -> dict[str, Any]:
@@ -315,25 +315,26 @@ class ModelExport:
             )
         return figures
 
-    def recommend(self, variants: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        """The variant to serve on a CPU (int8 within budget, else the faster fp32) and on a GPU."""
-        int8 = variants.get("int8")
-        fp32s = [v for v in ("fp32-optimized", "fp32") if v in variants]
-        if int8 is not None and int8["meets_budget"]:
-            cpu = "int8"
-            why = (
-                f"{int8['method']}: {int8['delta_f1_points']:+.2f} F1 points against PyTorch, "
-                f"within the budget of -{self.options.int8_budget}"
-            )
-        elif fp32s:
-            cpu = min(fp32s, key=lambda v: variants[v]["latency_ms"])
-            why = "no int8 attempt met the F1 budget" if int8 is not None else "int8 not exported"
-            why += f"; {cpu} is the faster fp32 variant here"
-        else:
-            cpu, why = (
-                ("int8", "the only CPU variant exported (outside the F1 budget)")
-                if int8
-                else (None, "no CPU variant exported")
-            )
-        gpu = "fp16" if "fp16" in variants else ("fp32-optimized" if "fp32-optimized" in variants else None)
-        return {"recommended_cpu": cpu, "recommended_cpu_reason": why, "recommended_gpu": gpu}
+
+def recommend(variants: dict[str, dict[str, Any]], int8_budget: float) -> dict[str, Any]:
+    """The variant to serve on a CPU (int8 within budget, else the faster fp32) and on a GPU."""
+    int8 = variants.get("int8")
+    fp32s = [v for v in ("fp32-optimized", "fp32") if v in variants]
+    if int8 is not None and int8["meets_budget"]:
+        cpu = "int8"
+        why = (
+            f"{int8['method']}: {int8['delta_f1_points']:+.2f} F1 points against PyTorch, "
+            f"within the budget of -{int8_budget}"
+        )
+    elif fp32s:
+        cpu = min(fp32s, key=lambda v: variants[v]["latency_ms"])
+        why = "no int8 attempt met the F1 budget" if int8 is not None else "int8 not exported"
+        why += f"; {cpu} is the faster fp32 variant here"
+    else:
+        cpu, why = (
+            ("int8", "the only CPU variant exported (outside the F1 budget)")
+            if int8
+            else (None, "no CPU variant exported")
+        )
+    gpu = "fp16" if "fp16" in variants else ("fp32-optimized" if "fp32-optimized" in variants else None)
+    return {"recommended_cpu": cpu, "recommended_cpu_reason": why, "recommended_gpu": gpu}

@@ -9,7 +9,8 @@ import numpy as np
 import onnxruntime as ort
 
 from distill.errors import DistillError
-from distill.predict import select_inputs
+from distill.predict import Predictor, select_inputs
+from distill.windows import IMAGE_MODEL_TYPES, WindowEncoder
 
 # ONNX element types -> the numpy dtype a feed must have (windows come as int64 / float32).
 _ORT_DTYPES = {
@@ -80,3 +81,38 @@ class OrtBackend:
             feed[name] = np.ascontiguousarray(value, dtype=dtype) if dtype is not None else value
         (logits,) = self.session.run([self.output_name], feed)
         return np.asarray(logits, dtype=np.float32)  # fp16 models answer in fp16: score in fp32
+
+
+def onnx_predictor(
+    variant_dir: str | Path,
+    max_length: int = 512,
+    stride: int = 128,
+    providers: Sequence[str] | None = None,
+    intra_op_threads: int | None = None,
+    batch_size: int = 8,
+) -> Predictor:
+    """The prediction API over an exported variant: `onnx_predictor(run/"onnx/student/int8").predict(words)`.
+
+    The variant directory holds model.onnx with the model's config and tokenizer (and, for the
+    teacher, its image processor), so nothing of the PyTorch run is needed. Use the run's
+    max_length and stride (config.toml) to reproduce its windows.
+    """
+    from transformers import AutoConfig, AutoTokenizer, LayoutLMv3Processor
+
+    variant_dir = Path(variant_dir)
+    backend = OrtBackend(variant_dir / "model.onnx", providers=providers, intra_op_threads=intra_op_threads)
+    try:
+        model_type = AutoConfig.from_pretrained(variant_dir).model_type
+        if model_type in IMAGE_MODEL_TYPES:
+            processor = LayoutLMv3Processor.from_pretrained(variant_dir, apply_ocr=False)
+            tokenizer, image_processor = processor.tokenizer, processor.image_processor
+        else:
+            tokenizer, image_processor = AutoTokenizer.from_pretrained(variant_dir), None
+    except (OSError, ValueError) as err:
+        raise DistillError(
+            f"could not load the tokenizer or config: {str(err).splitlines()[0]}", variant_dir
+        ) from err
+    encoder = WindowEncoder.for_model(
+        model_type, tokenizer, image_processor, max_length=max_length, stride=stride
+    )
+    return Predictor(encoder, backend, batch_size=batch_size)
