@@ -32,6 +32,12 @@ class TrainConfig:
     synthetic_forms: int = field(
         default=64, metadata={"help": "synthetic source: forms in all (a quarter go to the test split)"}
     )
+    holdout_forms: int = field(
+        default=0,
+        metadata={
+            "help": "score on this many training forms held out (for tuning) instead of the test split"
+        },
+    )
     max_words: int = field(default=120, metadata={"help": "synthetic source: most words in one form"})
     # models
     teacher: str = field(

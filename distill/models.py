@@ -72,12 +72,15 @@ class Bundle:
         """save_pretrained the model with its tokenizer (and processor), atomically."""
         with atomic.directory(path) as tmp:
             self.model.save_pretrained(tmp)
-            if self.image_processor is not None:
-                LayoutLMv3Processor(
+            if isinstance(self.tokenizer, LayoutLMv3TokenizerFast) and self.image_processor is not None:
+                processor = LayoutLMv3Processor(
                     image_processor=self.image_processor, tokenizer=self.tokenizer
-                ).save_pretrained(tmp)
-            else:
+                )
+                processor.save_pretrained(tmp)
+            else:  # a LayoutLMv3 teacher on another tokenizer (see layoutlmv3_from_text)
                 self.tokenizer.save_pretrained(tmp)
+                if self.image_processor is not None:
+                    self.image_processor.save_pretrained(tmp)
         return Path(path)
 
 
@@ -165,11 +168,8 @@ def _from_pretrained(name: str, role: str, teacher: bool) -> Bundle:
         if model.config.model_type in IMAGE_MODEL_TYPES:
             processor = LayoutLMv3Processor.from_pretrained(name, apply_ocr=False)
             return Bundle(model, processor.tokenizer, processor.image_processor)
-        if teacher:
-            raise DistillError(
-                f"the teacher must be a LayoutLMv3 model, got model type {model.config.model_type!r}", name
-            )
-        return Bundle(model, AutoTokenizer.from_pretrained(name))
+        bundle = Bundle(model, AutoTokenizer.from_pretrained(name))
+        return layoutlmv3_from_text(bundle) if teacher else bundle
     except OSError as err:
         raise DistillError(
             f"could not load the {role} ({err.__class__.__name__}: {str(err).splitlines()[0]}). "
@@ -197,10 +197,10 @@ def load_bundle(path: str | Path) -> Bundle:
     try:
         config = AutoConfig.from_pretrained(path)
         model = AutoModelForTokenClassification.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
         if config.model_type in IMAGE_MODEL_TYPES:
-            processor = LayoutLMv3Processor.from_pretrained(path, apply_ocr=False)
-            return Bundle(model, processor.tokenizer, processor.image_processor)
-        return Bundle(model, AutoTokenizer.from_pretrained(path))
+            return Bundle(model, tokenizer, LayoutLMv3ImageProcessor.from_pretrained(path, apply_ocr=False))
+        return Bundle(model, tokenizer)
     except (OSError, ValueError) as err:
         raise DistillError(f"could not load the model: {str(err).splitlines()[0]}", path) from err
 
@@ -312,3 +312,76 @@ def with_layout(text: Bundle) -> Bundle:
             embeddings.token_type_embeddings.weight.zero_()
     model.layout_init_missing = [k for k in missing if "position_embeddings" not in k and "pooler" not in k]
     return Bundle(model, text.tokenizer)
+
+
+# --- a LayoutLMv3 teacher from a text encoder's weights ---------------------------------------
+
+
+def _layoutlmv3_config(text_config: Any, image_size: int = 224) -> LayoutLMv3Config:
+    base = _layoutlm_config(text_config)  # BERT-family sizes, whatever the text model's naming
+    hidden = base.hidden_size
+    coordinate = hidden // 6  # 4 * coordinate + 2 * shape == hidden, as in the base model (128, 128 for 768)
+    shape = (hidden - 4 * coordinate) // 2
+    return LayoutLMv3Config(
+        vocab_size=base.vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=base.num_hidden_layers,
+        num_attention_heads=base.num_attention_heads,
+        intermediate_size=base.intermediate_size,
+        hidden_act=base.hidden_act,
+        hidden_dropout_prob=base.hidden_dropout_prob,
+        attention_probs_dropout_prob=base.attention_probs_dropout_prob,
+        layer_norm_eps=base.layer_norm_eps,
+        max_position_embeddings=base.max_position_embeddings + 2,  # positions start after the padding index
+        type_vocab_size=1,
+        pad_token_id=base.pad_token_id,
+        coordinate_size=coordinate,
+        shape_size=shape,
+        input_size=image_size,
+        patch_size=16,
+        **label_kwargs(),
+    )
+
+
+def layoutlmv3_from_text(text: Bundle) -> Bundle:
+    """A LayoutLMv3 teacher (text + layout + image) whose text path starts from a BERT-family encoder.
+
+    Without the hub's pretrained LayoutLMv3, this is the strongest teacher we can build offline:
+    the text encoder's pretrained weights, plus LayoutLMv3's 2-D embeddings and spatial attention
+    bias (zero at start, so it starts as the text model) and its image patches (learnt from FUNSD).
+    The tokenizer stays the text model's; the image goes through LayoutLMv3's image processor.
+    """
+    config = _layoutlmv3_config(text.model.config)
+    model = LayoutLMv3ForTokenClassification(config)
+    state = {
+        k.replace("layoutlm.", "layoutlmv3.", 1): v for k, v in _text_to_layoutlm_state(text.model).items()
+    }
+    ours = model.state_dict()
+    positions = state.pop("layoutlmv3.embeddings.position_embeddings.weight")
+    state.pop("layoutlmv3.embeddings.token_type_embeddings.weight", None)  # LayoutLMv3 has one segment type
+    # LayoutLMv3 numbers positions from padding_idx + 1 (RoBERTa style); BERT from 0.
+    shifted = ours["layoutlmv3.embeddings.position_embeddings.weight"].clone()
+    start = config.pad_token_id + 1
+    count = min(len(positions), len(shifted) - start)
+    shifted[start : start + count] = positions[:count]
+    state["layoutlmv3.embeddings.position_embeddings.weight"] = shifted
+    state = {k: v for k, v in state.items() if k in ours and ours[k].shape == v.shape}
+    model.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        emb = model.layoutlmv3.embeddings
+        for table in (
+            emb.x_position_embeddings,
+            emb.y_position_embeddings,
+            emb.h_position_embeddings,
+            emb.w_position_embeddings,
+        ):
+            table.weight.zero_()
+        emb.token_type_embeddings.weight.zero_()
+        for bias in (
+            model.layoutlmv3.encoder.rel_pos_bias,
+            model.layoutlmv3.encoder.rel_pos_x_bias,
+            model.layoutlmv3.encoder.rel_pos_y_bias,
+        ):
+            bias.weight.zero_()
+    image_processor = LayoutLMv3ImageProcessor(apply_ocr=False)
+    return Bundle(model, text.tokenizer, image_processor)

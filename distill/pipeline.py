@@ -151,6 +151,7 @@ def run_training(config: TrainConfig) -> Path:
             seed=config.seed,
         ),
         seed=config.seed,
+        eval_split=f"{config.holdout_forms} held-out training forms" if config.holdout_forms else "test",
         train_forms=len(train),
         test_forms=len(test),
         test_words=sum(len(t) for t in gold),

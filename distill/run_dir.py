@@ -77,10 +77,20 @@ def model_dirs(run: Path) -> dict[str, Path]:
 
 def load_run_data(config: TrainConfig) -> datasets.DatasetDict:
     """The dataset a run was trained and scored on, rebuilt from its config."""
-    return load_source(
+    data = load_source(
         config.data,
         word_boxes=config.word_boxes,
         synthetic_forms=config.synthetic_forms,
         max_words=config.max_words,
         seed=config.seed,
     )
+    if config.holdout_forms <= 0:
+        return data
+    train = data["train"]
+    if config.holdout_forms >= len(train):
+        raise DistillError(
+            f"--holdout-forms ({config.holdout_forms}) must be fewer than the {len(train)} training forms"
+        )
+    # The same held-out forms whatever the run's seed, so runs tuned on them compare like for like.
+    split = train.train_test_split(test_size=config.holdout_forms, seed=0, shuffle=True)
+    return datasets.DatasetDict(train=split["train"], test=split["test"])
