@@ -132,7 +132,9 @@ class Catalog:
         if runtime.engine == "torch":
             if runtime.dtype is not None:  # fp16/bf16 were never scored by the trainer
                 return None
-            value = self.models[model].record.get("f1")
+            # The export scored PyTorch beside its variants (same data, same code): prefer it.
+            pytorch = self.manifest.get("models", {}).get(model, {}).get("pytorch", {})
+            value = pytorch.get("f1", self.models[model].record.get("f1"))
         else:
             record = manifest_variant(self.manifest, model, runtime.variant or "")
             value = record.get("f1")

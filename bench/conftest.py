@@ -109,6 +109,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     bench = config.stash.get(BENCH, None)
     if bench is None or not [m for m in bench.results if m]:
         return
+    bench.finish()
     summary = summarise(bench, bench.results)
     benchmark_json = _pytest_benchmark_json(config, bench.results)
     path = write_report(Path(config.getoption("report_dir")), summary, benchmark_json)

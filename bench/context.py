@@ -7,7 +7,9 @@ heavy (models, the test split, the optimum reference model, memory probes) loads
 from __future__ import annotations
 
 import functools
+import os
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -21,6 +23,7 @@ from bench.flops import Flops, batch_flops, max_text_length
 from bench.machine import MachineInfo, machine_info
 from bench.reference import quantize_with_optimum_defaults
 from bench.runtimes import (
+    BY_NAME,
     REFERENCE,
     RUNTIMES,
     Runtime,
@@ -37,6 +40,7 @@ from distill.windows import WindowEncoder
 BATCH_SIZES = (1, 8)
 SEQ_LENGTHS = (128, 512)
 E2E_BATCH = 8  # windows per call in the end-to-end case, as the trainer scores
+MEMORY_PROBES_AT_ONCE = 2
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,11 @@ class Bench:
         self.results: list[Any] = []  # pytest-benchmark Metadata of every finished case
         self.notes: dict[str, str] = {}
         self._backends: OrderedDict[tuple[str, str], Backend] = OrderedDict()
-        self._memory: dict[tuple[str, str], dict[str, Any]] = {}
+        # Other processes competing for the cores make every figure slower and noisier: say how busy it was.
+        self.load_average = {"start": os.getloadavg()[0]}
+
+    def finish(self) -> None:
+        self.load_average["end"] = os.getloadavg()[0]
 
     @functools.cached_property
     def machine(self) -> MachineInfo:
@@ -115,15 +123,11 @@ class Bench:
         return [Case("e2e", m, r, E2E_BATCH) for m in self.catalog.models for r in self.runtimes_for(m)]
 
     def skip(self, case: Case, reason: str) -> NoReturn:
-        self.skipped.append(
-            {
-                "model": case.model,
-                "runtime": case.runtime.name,
-                "label": case.runtime.label,
-                "case": case.id,
-                "reason": reason,
-            }
-        )
+        self.skip_row(case.model, case.runtime.label, case.id, reason)
+
+    def skip_row(self, model: str, label: str, case_id: str, reason: str) -> NoReturn:
+        """Skip the running test, and remember why for the report's "not run here" list."""
+        self.skipped.append({"model": model, "label": label, "case": case_id, "reason": reason})
         pytest.skip(reason)
 
     # --- models -------------------------------------------------------------------------------
@@ -182,16 +186,31 @@ class Bench:
         split = load_run_data(self.catalog.config)["test"]
         return [split[i] for i in range(len(split))]
 
-    def peak_memory(self, model: str, runtime: Runtime) -> dict[str, Any]:
-        """The model's peak memory in this runtime at the heaviest shape timed (batch 8, longest sequence)."""
-        key = (model, runtime.name)
-        if key not in self._memory:
-            if not self.memory_probes:
-                return {"error": "not measured (--no-memory)"}
+    def peak_memory(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Peak memory of each (model, runtime name) at the heaviest shape timed (batch 8, longest sequence).
+
+        Measured after the timing, in child processes run side by side: memory is per process, so
+        they do not disturb each other, and no timed case runs meanwhile.
+        """
+        if not self.memory_probes:
+            return {pair: {"error": "not measured (--no-memory)"} for pair in pairs}
+
+        def one(pair: tuple[str, str]) -> dict[str, Any]:
+            model, name = pair
+            runtime = BY_NAME[name]
             config = self.catalog.models[model].config
             seq = min(max(SEQ_LENGTHS), max_text_length(config))
-            onnx = self.onnx_path(model, runtime) if runtime.engine == "onnxruntime" else None
-            self._memory[key] = memory.probe(
-                self.catalog.models[model].path, runtime.name, onnx, max(BATCH_SIZES), seq, self.threads
+            try:
+                onnx = self.onnx_path(model, runtime) if runtime.engine == "onnxruntime" else None
+            except Unavailable as reason:
+                return {"error": str(reason)}
+            return memory.probe(
+                self.catalog.models[model].path, name, onnx, max(BATCH_SIZES), seq, self.threads
             )
-        return self._memory[key]
+
+        # CUDA rows read device-wide free memory: those run one at a time.
+        cpu = [p for p in pairs if not BY_NAME[p[1]].is_cuda]
+        with ThreadPoolExecutor(max_workers=MEMORY_PROBES_AT_ONCE) as pool:
+            found = dict(zip(cpu, pool.map(one, cpu), strict=True))
+        found.update({p: one(p) for p in pairs if BY_NAME[p[1]].is_cuda})
+        return found

@@ -88,8 +88,9 @@ def fmt(value: float | None, digits: int = 3) -> str:
         return "–"
     if value == 0:
         return "0"
-    magnitude = len(str(int(abs(value)))) if abs(value) >= 1 else 0
-    decimals = max(0, digits - magnitude) if abs(value) >= 1 else digits
+    if abs(value) < 1:
+        return f"{value:.{digits}g}"
+    decimals = max(0, digits - len(str(int(abs(value)))))
     return f"{value:,.{decimals}f}"
 
 
@@ -248,6 +249,12 @@ def header_lines(summary: dict[str, Any]) -> list[str]:
         + (f", {run['test_forms']} test forms" if run.get("test_forms") else "")
         + f", windows of {run['max_length']} tokens (stride {run['stride']})",
     ]
+    load = run.get("load_average") or {}
+    if load:
+        lines.append(
+            f"- **Load** (1-minute average): {load.get('start', 0):.1f} when the bench started, {load.get('end', 0):.1f} when it ended "
+            f"(the bench itself adds about {machine['threads']}); other processes on the cores slow and scatter every figure"
+        )
     limits = summary.get("limits", {})
     if limits:
         parts = []
@@ -319,6 +326,10 @@ def render(summary: dict[str, Any], plot_name: str | None = PLOT) -> str:
         lines += ["", "## Not run on this machine", ""] + skipped_lines(summary["skipped"])
     notes = summary.get("notes", {})
     lines += ["", "## How the figures are made", "", METHOD]
+    if notes.get("f1_mismatch"):
+        lines.append(
+            f"- **F1 stated in the run's files differs from what the bench measured** (F1 column shows the stated): {notes['f1_mismatch']}."
+        )
     if notes.get("reference"):
         lines.append(f"- Reference row ({BY_NAME[REFERENCE].label}): {notes['reference']}.")
     if summary["run"].get("timing_only"):
@@ -335,6 +346,9 @@ def write_bytes(path: Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

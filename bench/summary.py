@@ -15,6 +15,10 @@ from bench.context import Bench
 from bench.limits import best_rates
 from bench.runtimes import BY_NAME, REFERENCE
 
+# The bench re-scores every variant it runs end to end; a stated F1 further off than this means the
+# run's files no longer describe its models (retrained, data changed): the report says so.
+F1_TOLERANCE = 0.005
+
 
 def timing_stats(data: list[float]) -> dict[str, float]:
     """p50 / p95 / mean of a case's round times (seconds)."""
@@ -56,7 +60,8 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
     limits = best_rates([(k["precision"], k["rate"]) for k in kernels])
     # Per model and runtime: F1 (the run's files first, else measured here), memory, size, params.
     measured_f1 = {(r["model"], r["runtime"]): r["f1_measured"] for r in rows if r.get("kind") == "e2e"}
-    memory = {(r["model"], r["runtime"]): r.get("memory", {}) for r in rows if r.get("kind") == "e2e"}
+    pairs = sorted({(r["model"], r["runtime"]) for r in rows if r.get("kind") in ("latency", "e2e")})
+    memory = bench.peak_memory(pairs)
     model_rows = []
     for row in rows:
         if row.get("kind") not in ("latency", "e2e"):
@@ -89,6 +94,18 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
             }
         )
     config = catalog.config
+    notes = dict(bench.notes)
+    mismatched = sorted(
+        {
+            f"{r['model']} / {r['runtime_label']}: stated {r['f1'] * 100:.1f}, measured {r['f1_measured'] * 100:.1f}"
+            for r in model_rows
+            if r["f1_source"] == "run files"
+            and r["f1_measured"] is not None
+            and abs(r["f1"] - r["f1_measured"]) > F1_TOLERANCE
+        }
+    )
+    if mismatched:
+        notes["f1_mismatch"] = "; ".join(mismatched)
     return {
         "run": {
             "path": str(catalog.run),
@@ -98,6 +115,7 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
             "stride": config.stride,
             "test_forms": len(bench.test_forms) if any(r.get("kind") == "e2e" for r in rows) else None,
             "timing_only": catalog.timing_only,
+            "load_average": bench.load_average,
             "note": TIMING_ONLY_NOTE if catalog.timing_only else "",
         },
         "machine": bench.machine.as_dict(),
@@ -113,7 +131,7 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
         },
         "rows": model_rows,
         "skipped": bench.skipped,
-        "notes": dict(bench.notes),
+        "notes": notes,
     }
 
 

@@ -44,5 +44,4 @@ def test_end_to_end(benchmark: Any, bench: Bench, e2e_case: Case, request: Any) 
     run_timed(
         benchmark, lambda: predict_word_logits(encoder, backend, forms, case.batch), first, request.config
     )
-    benchmark.extra_info["memory"] = bench.peak_memory(case.model, case.runtime)
     bench.results.append(benchmark.stats)

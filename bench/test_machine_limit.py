@@ -15,17 +15,9 @@ from bench.timing import first_call, run_timed
 @pytest.mark.parametrize("kernel", kernels(), ids=lambda k: k.name.replace(" ", "-"))
 def test_machine_limit(benchmark: Any, bench: Bench, kernel: Kernel, request: Any) -> None:
     benchmark.group = "machine limit"
-    if kernel.needs_cuda and cuda_reason():
-        bench.skipped.append(
-            {
-                "model": "-",
-                "runtime": kernel.name,
-                "label": kernel.name,
-                "case": kernel.name,
-                "reason": cuda_reason() or "",
-            }
-        )
-        pytest.skip(cuda_reason() or "")
+    reason = cuda_reason() if kernel.needs_cuda else None
+    if reason:
+        bench.skip_row("machine limit", f"GEMM {kernel.name}", kernel.name, reason)
     run = kernel.build(bench.threads)
     _, first = first_call(run)
     benchmark.extra_info.update(
