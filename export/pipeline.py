@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,6 @@ class EvalData:
     max_length: int
     stride: int
     split: str = "test"
-    notes: list[str] = field(default_factory=list)
 
 
 def file_size(variant_dir: Path) -> int:
@@ -305,13 +304,16 @@ class ModelExport:
             )
             return figures
         figures["scored"] = True
-        if on_gpu:
+        # onnxruntime falls back to the CPU silently when the CUDA provider cannot start.
+        if figures["providers"][0] == "CUDAExecutionProvider":
             figures["scored_on"] = "CUDA"
         else:
             figures["scored_on"] = "CPU"
+            figures["latency_ms"] = None
             figures["note"] = (
-                "no CUDA device here: scored on the CPU, where onnxruntime runs the fp16 graph through "
-                "casts to fp32 for the kernels it lacks; accuracy is representative, latency is not (not timed)"
+                "no usable CUDA device here: scored on the CPU, where onnxruntime runs the fp16 graph "
+                "through casts to fp32 for the kernels it lacks; accuracy is representative, latency is "
+                "not (not timed)"
             )
         return figures
 
