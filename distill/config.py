@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import tomli_w
-import tomllib
 
 from distill import atomic
 from distill.errors import DistillError
