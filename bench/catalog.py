@@ -8,11 +8,11 @@ from the export manifest. Where a figure is missing, the end-to-end case recompu
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from transformers import AutoConfig, PretrainedConfig
 
 from bench.runtimes import REFERENCE, Runtime

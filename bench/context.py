@@ -19,6 +19,7 @@ import pytest
 
 from bench import memory
 from bench.catalog import Catalog
+from bench.contention import CpuShare
 from bench.flops import Flops, batch_flops, max_text_length
 from bench.machine import MachineInfo, machine_info
 from bench.reference import quantize_with_optimum_defaults
@@ -94,10 +95,14 @@ class Bench:
         self.notes: dict[str, str] = {}
         self._backends: OrderedDict[tuple[str, str], Backend] = OrderedDict()
         # Other processes competing for the cores make every figure slower and noisier: say how busy it was.
-        self.load_average = {"start": os.getloadavg()[0]}
+        self._cpu = CpuShare.start()
+        self.contention: dict[str, float] = {}
 
     def finish(self) -> None:
-        self.load_average["end"] = os.getloadavg()[0]
+        self.contention = {
+            "other_processes_cores": self._cpu.others_cores(),
+            "load_average": os.getloadavg()[0],
+        }
 
     @functools.cached_property
     def machine(self) -> MachineInfo:

@@ -24,6 +24,7 @@ from distill import atomic
 MARKDOWN = "benchmark.md"
 PLOT = "benchmark.png"
 JSON = "benchmark.json"
+BUSY_WARNING = 0.1  # share of the cores other processes may take before the header warns
 MODEL_ORDER = ("teacher", "student", "student-baseline")
 RUNTIME_ORDER = {r.name: i for i, r in enumerate(RUNTIMES)}
 
@@ -249,11 +250,16 @@ def header_lines(summary: dict[str, Any]) -> list[str]:
         + (f", {run['test_forms']} test forms" if run.get("test_forms") else "")
         + f", windows of {run['max_length']} tokens (stride {run['stride']})",
     ]
-    load = run.get("load_average") or {}
-    if load:
+    busy = (run.get("contention") or {}).get("other_processes_cores")
+    if busy is not None:
+        cores = machine["logical_cores"]
+        warning = (
+            " — **figures are slower and noisier than on an idle machine**"
+            if busy > BUSY_WARNING * cores
+            else ""
+        )
         lines.append(
-            f"- **Load** (1-minute average): {load.get('start', 0):.1f} when the bench started, {load.get('end', 0):.1f} when it ended "
-            f"(the bench itself adds about {machine['threads']}); other processes on the cores slow and scatter every figure"
+            f"- **Other processes** kept {busy:.1f} of the {cores} cores busy on average while the bench ran{warning}"
         )
     limits = summary.get("limits", {})
     if limits:

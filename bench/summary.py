@@ -115,7 +115,7 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
             "stride": config.stride,
             "test_forms": len(bench.test_forms) if any(r.get("kind") == "e2e" for r in rows) else None,
             "timing_only": catalog.timing_only,
-            "load_average": bench.load_average,
+            "contention": bench.contention,
             "note": TIMING_ONLY_NOTE if catalog.timing_only else "",
         },
         "machine": bench.machine.as_dict(),

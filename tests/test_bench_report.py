@@ -52,7 +52,7 @@ def summary(timing_only: bool = False) -> dict[str, Any]:
             "test_forms": 10,
             "timing_only": timing_only,
             "note": "timing only, F1 not meaningful" if timing_only else "",
-            "load_average": {"start": 0.5, "end": 2.1},
+            "contention": {"other_processes_cores": 1.5},
         },
         "machine": {
             "cpu": "Test CPU",
@@ -151,6 +151,7 @@ def test_markdown_has_header_headline_tables_and_skips() -> None:
     assert "- PyTorch CUDA fp16 (teacher, student): no CUDA device" in text
     assert "AutoQuantizationConfig.avx512_vnni" in text
     assert "timing only" not in text
+    assert "kept 1.5 of the 4 cores busy" in text and "noisier than on an idle machine" in text
 
 
 def test_timing_only_runs_say_so() -> None:
