@@ -211,6 +211,9 @@ def export_run(args: argparse.Namespace) -> dict[str, Any]:
             "stride": data.stride,
         },
     }
+    for entry in entries.values():
+        # A later export of another model rewrites the header: each model keeps its own conditions.
+        entry["exported"] = {k: header[k] for k in ("created", "int8_budget", "eval")}
     manifest = write_manifest(run, entries, header)
     report.write(manifest, Path(args.report_dir))
     return manifest
