@@ -5,6 +5,7 @@ Options (besides pytest-benchmark's own --benchmark-*):
   --report-dir DIR   where benchmark.md / .png / .json go (default reports)
   --threads N        CPU threads for PyTorch and ONNX Runtime (default: one per physical core)
   --no-memory        skip the peak-memory probes (one child process per model and runtime)
+  --e2e-forms N      end-to-end cases over the first N test forms only (default: the whole split)
 
 Every case stores its figures in pytest-benchmark's extra_info; at the end of the session the
 report is drawn from them (bench/summary.py, bench/report.py).
@@ -42,6 +43,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="CPU threads for PyTorch and ONNX Runtime (default: physical cores)",
     )
     group.addoption(
+        "--e2e-forms",
+        type=int,
+        default=None,
+        help="end-to-end cases over the first N test forms only (default: the whole test split)",
+    )
+    group.addoption(
         "--no-memory",
         action="store_true",
         help="skip the peak-memory probes (a child process per model and runtime)",
@@ -58,7 +65,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
         torch.set_num_threads(threads)  # fixed before any model runs; ONNX Runtime gets it per session
         work_dir = Path(tempfile.mkdtemp(prefix="docdistill-bench-"))
-        config.stash[BENCH] = Bench(run, threads, work_dir, memory_probes=not config.getoption("no_memory"))
+        config.stash[BENCH] = Bench(
+            run,
+            threads,
+            work_dir,
+            memory_probes=not config.getoption("no_memory"),
+            e2e_forms=config.getoption("e2e_forms"),
+        )
     except DistillError as err:
         raise pytest.UsageError(f"{err}") from err
 

@@ -84,11 +84,20 @@ class ShapeRecorder:
 
 
 class Bench:
-    def __init__(self, run: Path, threads: int, work_dir: Path, memory_probes: bool = True) -> None:
+    def __init__(
+        self,
+        run: Path,
+        threads: int,
+        work_dir: Path,
+        memory_probes: bool = True,
+        e2e_forms: int | None = None,
+    ) -> None:
         self.run = run
         self.threads = threads
         self.work_dir = work_dir
         self.memory_probes = memory_probes
+        self.e2e_forms = e2e_forms  # None: the whole test split
+        self.test_split_size = 0
         self.catalog = Catalog(run)
         self.skipped: list[dict[str, str]] = []
         self.results: list[Any] = []  # pytest-benchmark Metadata of every finished case
@@ -189,7 +198,9 @@ class Bench:
     def test_forms(self) -> list[dict[str, Any]]:
         """The test split, each form a dict with its image decoded (reading PNGs is I/O, not preprocessing)."""
         split = load_run_data(self.catalog.config)["test"]
-        return [split[i] for i in range(len(split))]
+        self.test_split_size = len(split)
+        count = len(split) if self.e2e_forms is None else min(self.e2e_forms, len(split))
+        return [split[i] for i in range(count)]
 
     def peak_memory(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """Peak memory of each (model, runtime name) at the heaviest shape timed (batch 8, longest sequence).

@@ -101,7 +101,7 @@ def probe(
     batch: int,
     seq: int,
     threads: int,
-    calls: int = 2,
+    calls: int = 1,
     timeout: float = 900,
 ) -> dict[str, Any]:
     """Run `measure` in a child Python process; {"error": ...} instead of raising, so one row's failure stays one row's."""
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=512)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--calls", type=int, default=2)
+    parser.add_argument("--calls", type=int, default=1)
     args = parser.parse_args(argv)
     print(
         json.dumps(

@@ -114,6 +114,7 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
             "max_length": config.max_length,
             "stride": config.stride,
             "test_forms": len(bench.test_forms) if any(r.get("kind") == "e2e" for r in rows) else None,
+            "test_split_forms": bench.test_split_size or None,
             "timing_only": catalog.timing_only,
             "contention": bench.contention,
             "note": TIMING_ONLY_NOTE if catalog.timing_only else "",

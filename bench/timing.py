@@ -1,4 +1,4 @@
-"""How each case is timed: one untimed call to size it, warm-up calls, then as many rounds as fit.
+"""How each case is timed: one untimed call to size it (and warm up), more warm-up calls, then timed rounds.
 
 pytest-benchmark's own calibration loop would call a one-second model hundreds of times; here
 the number of rounds follows the user's `--benchmark-max-time` (time budget per case) and
@@ -21,7 +21,8 @@ def plan_rounds(first_call_s: float, max_time: float, min_rounds: int) -> tuple[
     """(warm-up rounds, timed rounds) for a call that took `first_call_s` the first time."""
     first_call_s = max(first_call_s, 1e-6)
     rounds = max(min_rounds, min(MAX_ROUNDS, int(max_time / first_call_s)))
-    warmup = max(1, min(MAX_WARMUP_ROUNDS, int(WARMUP_SECONDS / first_call_s)))
+    # The sizing call already warmed up once; fast cases get more (about WARMUP_SECONDS' worth).
+    warmup = min(MAX_WARMUP_ROUNDS, int(WARMUP_SECONDS / first_call_s))
     return warmup, rounds
 
 

@@ -75,6 +75,8 @@ def summary(timing_only: bool = False) -> dict[str, Any]:
             row("teacher", "torch-fp32", "PyTorch fp32", 1.0, f1=0.9, flops=50 * GFLOP),
             row("student", "ort-int8", "ORT int8", 0.05, f1=0.85),
             row("student", "optimum-int8", "ORT int8, optimum defaults", 0.1, f1=0.84),
+            row("student", "torch-fp32", "PyTorch fp32", 0.2, f1=0.85),
+            row("student-layout", "torch-fp32", "PyTorch fp32", 0.21, f1=0.88),
             row(
                 "teacher",
                 "torch-fp32",
@@ -134,6 +136,10 @@ def test_markdown_has_header_headline_tables_and_skips() -> None:
     assert "**20.0×** the forms per second" in text  # 1 form/s against 0.05
     assert "**50%** of this machine's int8 GEMM limit" in text
     assert "**2.00×** as fast" in text  # ours 50 ms, optimum's 100 ms
+    assert (
+        "student-layout (PyTorch fp32, batch 1, seq 512): 210 ms, +5% against the text student's 200 ms"
+        in text
+    )
     assert (
         "## End to end" in text
         and "## Latency batch 1 seq 512" in text
