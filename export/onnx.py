@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-size", type=int, default=8, help="windows per batch when scoring and timing")
     parser.add_argument(
-        "--latency-repeats", type=int, default=10, help="timed calls per variant (median reported)"
+        "--latency-repeats", type=int, default=10, help="timed calls per variant (the fastest is reported)"
     )
     parser.add_argument(
         "--opset", type=int, default=None, help="ONNX opset (default: optimum's for the model type)"
