@@ -169,9 +169,10 @@ def write_manifest(run: Path, entries: dict[str, Any], header: dict[str, Any]) -
 def export_run(args: argparse.Namespace) -> dict[str, Any]:
     variants = _choices(args.variants, VARIANTS, "variant") or list(VARIANTS)
     attempts = _choices(args.int8_attempts, list(ATTEMPTS), "int8 attempt") or list(ATTEMPTS)
+    requested = _choices(args.models, MODELS, "model")  # option errors first: they need no run
     run = resolve_run_dir(args.run_dir)
     present = [m for m in MODELS if (run / m).is_dir()]
-    models = _choices(args.models, MODELS, "model") or present
+    models = requested or present
     missing = [m for m in models if m not in present]
     if missing or not models:
         raise DistillError(

@@ -50,12 +50,18 @@ def test_no_runs_latest_says_to_train_first(
     assert "runs/latest" in err and "python -m distill.train" in err
 
 
-def test_unknown_variant_lists_the_valid_ones(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_unknown_variant_lists_the_valid_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)  # option errors come before looking for a run
     err = fails(["--variants", "fp32,int4", "--report-dir", str(tmp_path)], capsys)
     assert "'int4'" in err and "fp32, fp32-optimized, int8, fp16" in err
 
 
-def test_unknown_model_and_attempt_list_the_valid_ones(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_unknown_model_and_attempt_list_the_valid_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
     assert "teacher, student, student-baseline" in fails(["--models", "tutor"], capsys)
     assert "dynamic-per-channel" in fails(["--int8-attempts", "magic"], capsys)
 
