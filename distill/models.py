@@ -100,7 +100,7 @@ def _train_bpe(words: Iterable[str], vocab_size: int) -> LayoutLMv3TokenizerFast
     )
     with tempfile.TemporaryDirectory() as tmp:
         vocab, merges = bpe.save_model(tmp)
-        return LayoutLMv3TokenizerFast(vocab_file=vocab, merges_file=merges)
+        return LayoutLMv3TokenizerFast(vocab_file=vocab, merges_file=merges, model_max_length=512)
 
 
 def _train_wordpiece(words: Iterable[str], vocab_size: int) -> DistilBertTokenizerFast:
@@ -115,7 +115,7 @@ def _train_wordpiece(words: Iterable[str], vocab_size: int) -> DistilBertTokeniz
     )
     with tempfile.TemporaryDirectory() as tmp:
         (vocab,) = wordpiece.save_model(tmp)
-        return DistilBertTokenizerFast(vocab_file=vocab, do_lower_case=True)
+        return DistilBertTokenizerFast(vocab_file=vocab, do_lower_case=True, model_max_length=512)
 
 
 def tiny_teacher(train_words: list[str]) -> Bundle:
@@ -187,22 +187,40 @@ def build_student(name: str, train_words: list[str], layout: bool = False) -> Bu
     return with_layout(bundle) if layout else bundle
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """A fine-tuned model directory of a run (teacher/ or student/)."""
+def load_preprocessing(path: str | Path) -> tuple[str, Any, Any | None]:
+    """A model directory's model type, tokenizer and (for LayoutLMv3) image processor."""
     path = Path(path)
     if not (path / "config.json").is_file():
         raise DistillError(
             "not a model directory (no config.json): run `python -m distill.train` first", path
         )
     try:
-        config = AutoConfig.from_pretrained(path)
-        model = AutoModelForTokenClassification.from_pretrained(path)
+        model_type = AutoConfig.from_pretrained(path).model_type
         tokenizer = AutoTokenizer.from_pretrained(path)
-        if config.model_type in IMAGE_MODEL_TYPES:
-            return Bundle(model, tokenizer, LayoutLMv3ImageProcessor.from_pretrained(path, apply_ocr=False))
-        return Bundle(model, tokenizer)
+        image_processor = (
+            LayoutLMv3ImageProcessor.from_pretrained(path, apply_ocr=False)
+            if model_type in IMAGE_MODEL_TYPES
+            else None
+        )
     except (OSError, ValueError) as err:
-        raise DistillError(f"could not load the model: {str(err).splitlines()[0]}", path) from err
+        raise DistillError(
+            f"could not load the tokenizer or config: {str(err).splitlines()[0]}", path
+        ) from err
+    return model_type, tokenizer, image_processor
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """A fine-tuned model directory of a run (teacher/ or student/); a failure names the file."""
+    path = Path(path)
+    _, tokenizer, image_processor = load_preprocessing(path)
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(path)
+    except Exception as err:  # a truncated weights file raises safetensors' own error type
+        weights = next(iter(sorted(path.glob("*.safetensors"))), path)
+        raise DistillError(
+            f"could not read the model ({err.__class__.__name__}: {str(err).splitlines()[0]})", weights
+        ) from err
+    return Bundle(model, tokenizer, image_processor)
 
 
 # --- layout-aware students -------------------------------------------------------------------

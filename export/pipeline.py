@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from distill import atomic
 from distill.errors import DistillError
-from distill.models import Bundle, load_bundle
+from distill.models import load_bundle
 from distill.predict import TorchBackend, select_inputs
 from export import validate
 from export.convert import MODEL_FILE, copy_preprocessing_files, describe, export_fp32
@@ -65,19 +65,6 @@ def file_size(variant_dir: Path) -> int:
     )
 
 
-def load_model(model_dir: Path) -> Bundle:
-    """The run's PyTorch model; any failure to read it names the directory or file."""
-    try:
-        return load_bundle(model_dir)
-    except DistillError:
-        raise
-    except Exception as err:  # e.g. a truncated safetensors file raises the safetensors error type
-        weights = next((p for p in sorted(model_dir.glob("*.safetensors"))), model_dir)
-        raise DistillError(
-            f"could not read the model ({err.__class__.__name__}: {str(err).splitlines()[0]})", weights
-        ) from err
-
-
 class ModelExport:
     """The state shared by the variants of one model: its PyTorch reference and evaluation windows."""
 
@@ -87,7 +74,7 @@ class ModelExport:
         self.run = run
         self.data = data
         self.options = options
-        self.bundle = load_model(model_dir)
+        self.bundle = load_bundle(model_dir)
         self.encoder = self.bundle.encoder(data.max_length, data.stride)
         self.pad_id = self.bundle.tokenizer.pad_token_id or 0
         self.tolerance = options.atol if options.atol is not None else validate.tolerance_for(name)

@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from distill.errors import DistillError
 from distill.predict import Predictor, select_inputs
-from distill.windows import IMAGE_MODEL_TYPES, WindowEncoder
+from distill.windows import WindowEncoder
 
 # ONNX element types -> the numpy dtype a feed must have (windows come as int64 / float32).
 _ORT_DTYPES = {
@@ -97,21 +97,11 @@ def onnx_predictor(
     teacher, its image processor), so nothing of the PyTorch run is needed. Use the run's
     max_length and stride (config.toml) to reproduce its windows.
     """
-    from transformers import AutoConfig, AutoTokenizer, LayoutLMv3Processor
+    from distill.models import load_preprocessing
 
     variant_dir = Path(variant_dir)
     backend = OrtBackend(variant_dir / "model.onnx", providers=providers, intra_op_threads=intra_op_threads)
-    try:
-        model_type = AutoConfig.from_pretrained(variant_dir).model_type
-        if model_type in IMAGE_MODEL_TYPES:
-            processor = LayoutLMv3Processor.from_pretrained(variant_dir, apply_ocr=False)
-            tokenizer, image_processor = processor.tokenizer, processor.image_processor
-        else:
-            tokenizer, image_processor = AutoTokenizer.from_pretrained(variant_dir), None
-    except (OSError, ValueError) as err:
-        raise DistillError(
-            f"could not load the tokenizer or config: {str(err).splitlines()[0]}", variant_dir
-        ) from err
+    model_type, tokenizer, image_processor = load_preprocessing(variant_dir)
     encoder = WindowEncoder.for_model(
         model_type, tokenizer, image_processor, max_length=max_length, stride=stride
     )
