@@ -21,7 +21,6 @@ from transformers import set_seed
 
 from distill import atomic
 from distill.config import TrainConfig
-from distill.data import describe_source
 from distill.errors import DistillError
 from distill.fit import FitResult, clear_checkpoints, fit
 from distill.metrics import score_word_logits
@@ -34,6 +33,7 @@ from distill.run_dir import (
     METRICS,
     STUDENT,
     TEACHER,
+    describe_run_data,
     load_run_data,
     mark_latest,
     new_run_dir,
@@ -143,13 +143,7 @@ def run_training(config: TrainConfig) -> Path:
     metrics: dict[str, Any] = read_json(run / METRICS) if (run / METRICS).is_file() else {}
     metrics.setdefault("models", {})
     metrics.update(
-        data=describe_source(
-            config.data,
-            word_boxes=config.word_boxes,
-            synthetic_forms=config.synthetic_forms,
-            max_words=config.max_words,
-            seed=config.seed,
-        ),
+        data=describe_run_data(config),
         seed=config.seed,
         eval_split=f"{config.holdout_forms} held-out training forms" if config.holdout_forms else "test",
         train_forms=len(train),

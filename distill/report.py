@@ -27,7 +27,7 @@ def render_training_report(metrics: dict[str, Any], run: Path) -> str:
         f"Data: `{metrics.get('data')}` — {metrics.get('train_forms')} training forms, "
         f"{metrics.get('test_forms')} test forms ({metrics.get('test_words')} words); seed {metrics.get('seed')}; "
         f"windows of {metrics['encoding']['max_length']} sub-tokens, stride {metrics['encoding']['stride']}.",
-        f"Scores are on the {metrics.get('eval_split', 'test')} split, per word (each word predicted once, windows merged), seqeval entity level.",
+        "Scores are per word (each word predicted once, windows merged), seqeval entity level.",
         "",
         "| model | architecture | params | size | entity P | entity R | entity F1 | word acc. | train time |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",

@@ -11,7 +11,7 @@ import datasets
 
 from distill import atomic
 from distill.config import TrainConfig
-from distill.data import load_source
+from distill.data import describe_source, load_source
 from distill.errors import DistillError
 
 RUNS = Path("runs")
@@ -75,15 +75,24 @@ def model_dirs(run: Path) -> dict[str, Path]:
     }
 
 
+def _source_options(config: TrainConfig) -> dict:
+    return {
+        "word_boxes": config.word_boxes,
+        "synthetic_forms": config.synthetic_forms,
+        "max_words": config.max_words,
+        "seed": config.seed,
+    }
+
+
+def describe_run_data(config: TrainConfig) -> str:
+    """One line naming a run's data and the split it is scored on."""
+    split = f"{config.holdout_forms} held-out training forms" if config.holdout_forms else "the test split"
+    return f"{describe_source(config.data, **_source_options(config))}, scored on {split}"
+
+
 def load_run_data(config: TrainConfig) -> datasets.DatasetDict:
     """The dataset a run was trained and scored on, rebuilt from its config."""
-    data = load_source(
-        config.data,
-        word_boxes=config.word_boxes,
-        synthetic_forms=config.synthetic_forms,
-        max_words=config.max_words,
-        seed=config.seed,
-    )
+    data = load_source(config.data, **_source_options(config))
     if config.holdout_forms <= 0:
         return data
     train = data["train"]
