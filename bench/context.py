@@ -33,7 +33,7 @@ from bench.runtimes import (
     onnx_backend,
     torch_backend,
 )
-from distill.models import load_bundle
+from distill.models import load_bundle, load_preprocessing
 from distill.predict import Backend
 from distill.run_dir import load_run_data
 from distill.windows import WindowEncoder
@@ -190,9 +190,11 @@ class Bench:
 
     @functools.cache  # noqa: B019
     def encoder(self, model: str) -> WindowEncoder:
-        bundle = load_bundle(self.catalog.models[model].path)
+        model_type, tokenizer, image_processor = load_preprocessing(self.catalog.models[model].path)
         config = self.catalog.config
-        return bundle.encoder(config.max_length, config.stride)  # tokenizer and image processor only
+        return WindowEncoder.for_model(
+            model_type, tokenizer, image_processor, max_length=config.max_length, stride=config.stride
+        )
 
     @functools.cached_property
     def test_forms(self) -> list[dict[str, Any]]:

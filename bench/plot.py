@@ -48,6 +48,7 @@ def frontier_png(rows: list[dict[str, Any]], timing_only: bool = False) -> bytes
     if not points:
         return None
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter
 
     labels = [r.label for r in BY_NAME.values()]
     colours = {label: plt.get_cmap("tab10")(i % 10) for i, label in enumerate(labels)}
@@ -77,6 +78,10 @@ def frontier_png(rows: list[dict[str, Any]], timing_only: bool = False) -> bytes
             textcoords="offset points",
         )
     ax.set_xscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 30, 100, 0.5 rather than 3x10^1
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("entity F1 (test split)")
     title = "F1 against latency (frontier: black)"

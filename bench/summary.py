@@ -14,6 +14,7 @@ from bench.catalog import TIMING_ONLY_NOTE
 from bench.context import Bench
 from bench.limits import best_rates
 from bench.runtimes import BY_NAME, REFERENCE
+from distill.run_dir import describe_run_data
 
 # The bench re-scores every variant it runs end to end; a stated F1 further off than this means the
 # run's files no longer describe its models (retrained, data changed): the report says so.
@@ -110,7 +111,7 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
         "run": {
             "path": str(catalog.run),
             "name": catalog.run.name,
-            "data": config.data,
+            "data": describe_run_data(config),
             "max_length": config.max_length,
             "stride": config.stride,
             "test_forms": len(bench.test_forms) if any(r.get("kind") == "e2e" for r in rows) else None,
