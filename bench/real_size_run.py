@@ -41,9 +41,9 @@ from distill.models import (
     STUDENT_DEFAULT,
     TEACHER_DEFAULT,
     Bundle,
-    _train_bpe,
-    _train_wordpiece,
     label_kwargs,
+    train_bpe_tokenizer,
+    train_wordpiece_tokenizer,
     with_layout,
 )
 from distill.run_dir import METRICS, load_run_data
@@ -62,14 +62,14 @@ LAYOUT_STUDENT = "student-layout"
 
 
 def real_size_teacher(words: list[str]) -> Bundle:
-    tokenizer = _train_bpe(words, LAYOUTLMV3_VOCAB)
+    tokenizer = train_bpe_tokenizer(words, LAYOUTLMV3_VOCAB)
     config = LayoutLMv3Config(vocab_size=LAYOUTLMV3_VOCAB, **LAYOUTLMV3_BASE, **label_kwargs())
     processor = LayoutLMv3ImageProcessor(apply_ocr=False)  # 224 x 224, the base model's input
     return Bundle(LayoutLMv3ForTokenClassification(config), tokenizer, processor)
 
 
 def real_size_student(words: list[str]) -> Bundle:
-    tokenizer = _train_wordpiece(words, DISTILBERT_VOCAB)
+    tokenizer = train_wordpiece_tokenizer(words, DISTILBERT_VOCAB)
     config = DistilBertConfig(
         vocab_size=DISTILBERT_VOCAB, pad_token_id=tokenizer.pad_token_id, **label_kwargs()
     )

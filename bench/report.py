@@ -13,8 +13,6 @@ Derived figures, all from the p50 of each case:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -353,25 +351,6 @@ def render(summary: dict[str, Any], plot_name: str | None = PLOT) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_bytes(path: Path, data: bytes) -> Path:
-    """Atomic binary write (distill.atomic writes text only)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_report(
     report_dir: Path, summary: dict[str, Any], benchmark_json: dict[str, Any] | None = None
 ) -> Path:
@@ -381,7 +360,7 @@ def write_report(
     report_dir = Path(report_dir)
     png = frontier_png(derive(summary), timing_only=bool(summary["run"].get("timing_only")))
     if png is not None:
-        write_bytes(report_dir / PLOT, png)
+        atomic.write_bytes(report_dir / PLOT, png)
     payload = dict(benchmark_json or {})
     payload["docdistill"] = summary
     atomic.write_text(report_dir / JSON, json.dumps(payload, indent=2, default=str) + "\n")

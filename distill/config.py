@@ -88,6 +88,10 @@ class TrainConfig:
         default=True, metadata={"help": "also train a student without distillation, same budget"}
     )
     # run
+    timing_only: bool = field(
+        default=False,
+        metadata={"help": "random-weight models at real size (bench.real_size_run): F1 not meaningful"},
+    )
     seed: int = field(
         default=42, metadata={"help": "seed for data order, initialisation and synthetic forms"}
     )

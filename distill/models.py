@@ -88,7 +88,7 @@ def label_kwargs() -> dict[str, Any]:
     return {"num_labels": len(ID2LABEL), "id2label": dict(ID2LABEL), "label2id": dict(LABEL2ID)}
 
 
-def _train_bpe(words: Iterable[str], vocab_size: int) -> LayoutLMv3TokenizerFast:
+def train_bpe_tokenizer(words: Iterable[str], vocab_size: int) -> LayoutLMv3TokenizerFast:
     from tokenizers import ByteLevelBPETokenizer
 
     bpe = ByteLevelBPETokenizer(add_prefix_space=True)
@@ -103,7 +103,7 @@ def _train_bpe(words: Iterable[str], vocab_size: int) -> LayoutLMv3TokenizerFast
         return LayoutLMv3TokenizerFast(vocab_file=vocab, merges_file=merges, model_max_length=512)
 
 
-def _train_wordpiece(words: Iterable[str], vocab_size: int) -> DistilBertTokenizerFast:
+def train_wordpiece_tokenizer(words: Iterable[str], vocab_size: int) -> DistilBertTokenizerFast:
     from tokenizers import BertWordPieceTokenizer
 
     wordpiece = BertWordPieceTokenizer(lowercase=True)
@@ -119,7 +119,7 @@ def _train_wordpiece(words: Iterable[str], vocab_size: int) -> DistilBertTokeniz
 
 
 def tiny_teacher(train_words: list[str]) -> Bundle:
-    tokenizer = _train_bpe(train_words, TINY_BPE_VOCAB)
+    tokenizer = train_bpe_tokenizer(train_words, TINY_BPE_VOCAB)
     image_processor = LayoutLMv3ImageProcessor(
         apply_ocr=False, size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
     )
@@ -145,7 +145,7 @@ def tiny_teacher(train_words: list[str]) -> Bundle:
 
 
 def tiny_student(train_words: list[str]) -> Bundle:
-    tokenizer = _train_wordpiece(train_words, TINY_WORDPIECE_VOCAB)
+    tokenizer = train_wordpiece_tokenizer(train_words, TINY_WORDPIECE_VOCAB)
     config = DistilBertConfig(
         vocab_size=len(tokenizer),
         dim=TINY_HIDDEN,

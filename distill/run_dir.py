@@ -69,10 +69,19 @@ def read_config(run: Path) -> TrainConfig:
 
 
 def model_dirs(run: Path) -> dict[str, Path]:
-    """The run's trained models by name (teacher, student, student-baseline), those present."""
-    return {
-        name: run / name for name in (TEACHER, STUDENT, BASELINE) if (run / name / "config.json").is_file()
-    }
+    """The run's trained models by name: teacher, student, student-baseline first, then any other
+    model directory (e.g. bench.real_size_run's student-layout)."""
+    known = [TEACHER, STUDENT, BASELINE]
+    found = {name: run / name for name in known if (run / name).is_dir()}  # a broken one gets named on load
+    if run.is_dir():
+        found.update(
+            {
+                p.name: p
+                for p in sorted(run.iterdir())
+                if p.name not in known and (p / "config.json").is_file()
+            }
+        )
+    return found
 
 
 def _source_options(config: TrainConfig) -> dict:

@@ -19,7 +19,15 @@ from typing import Any
 
 from distill import atomic
 from distill.errors import DistillError
-from distill.run_dir import BASELINE, STUDENT, TEACHER, load_run_data, read_config, resolve_run_dir
+from distill.run_dir import (
+    BASELINE,
+    STUDENT,
+    TEACHER,
+    load_run_data,
+    model_dirs,
+    read_config,
+    resolve_run_dir,
+)
 from export import report
 from export.pipeline import ONNX_DIR, VARIANTS, EvalData, ExportOptions, ModelExport
 from export.quantize import ATTEMPTS
@@ -53,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--models",
         default=None,
-        help=f"comma-separated models among {', '.join(MODELS)} (default: all the run has)",
+        help="comma-separated model directories of the run, e.g. teacher,student (default: all the run has)",
     )
     parser.add_argument(
         "--variants",
@@ -161,7 +169,8 @@ def write_manifest(run: Path, entries: dict[str, Any], header: dict[str, Any]) -
             models = {}  # a corrupt manifest is rewritten from what this export measured
     models = {name: entry for name, entry in models.items() if (run / ONNX_DIR / name).is_dir()}
     models.update(entries)
-    manifest = {**header, "models": {name: models[name] for name in MODELS if name in models}}
+    order = [*MODELS, *sorted(set(models) - set(MODELS))]
+    manifest = {**header, "models": {name: models[name] for name in order if name in models}}
     atomic.write_json(path, manifest)
     return manifest
 
@@ -169,9 +178,9 @@ def write_manifest(run: Path, entries: dict[str, Any], header: dict[str, Any]) -
 def export_run(args: argparse.Namespace) -> dict[str, Any]:
     variants = _choices(args.variants, VARIANTS, "variant") or list(VARIANTS)
     attempts = _choices(args.int8_attempts, list(ATTEMPTS), "int8 attempt") or list(ATTEMPTS)
-    requested = _choices(args.models, MODELS, "model")  # option errors first: they need no run
+    requested = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     run = resolve_run_dir(args.run_dir)
-    present = [m for m in MODELS if (run / m).is_dir()]
+    present = list(model_dirs(run))
     models = requested or present
     missing = [m for m in models if m not in present]
     if missing or not models:

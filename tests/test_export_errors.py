@@ -59,10 +59,13 @@ def test_unknown_variant_lists_the_valid_ones(
 
 
 def test_unknown_model_and_attempt_list_the_valid_ones(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    empty_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert "teacher, student, student-baseline" in fails(["--models", "tutor"], capsys)
+    (empty_run / "student").mkdir()
+    (empty_run / "student" / "config.json").write_text("{}")
+    err = fails(["--run-dir", str(empty_run), "--models", "tutor", "--report-dir", str(empty_run)], capsys)
+    assert "no tutor directory in this run (it has: student)" in err
+    monkeypatch.chdir(empty_run)
     assert "dynamic-per-channel" in fails(["--int8-attempts", "magic"], capsys)
 
 
