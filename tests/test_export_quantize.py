@@ -56,8 +56,8 @@ def test_nothing_within_budget_keeps_fp32_recommended() -> None:
 
 def test_ladder_order_and_names() -> None:
     assert [a.name for a in LADDER] == [
-        "dynamic",
         "dynamic-unfused",
+        "dynamic",
         "dynamic-per-channel",
         "dynamic-reduced-range",
         "dynamic-keep-sensitive",
