@@ -170,7 +170,7 @@ def quantize(
             op_types = None  # onnxruntime's default: every op it has an integer kernel for
             extra = dict(_FLOAT_DEFAULT)
             if attempt.unfused:
-                op_types = ["MatMul"]
+                op_types = ["MatMul", "Gather"]  # Gather: the embedding tables go int8 too
                 extra["MatMulConstBOnly"] = False  # the attention products too, as optimum does
             if attempt.keep_sensitive_fp32:
                 exclude = sensitive_matmuls(onnx.load(str(optimized_path), load_external_data=False))
