@@ -136,6 +136,14 @@ class Bench:
     def e2e_cases(self) -> list[Case]:
         return [Case("e2e", m, r, E2E_BATCH) for m in self.catalog.models for r in self.runtimes_for(m)]
 
+    def open_case(self, benchmark: Any, case: Case) -> tuple[Any, Backend]:
+        """Name the case's group and load its model entry and backend, or skip with the reason."""
+        benchmark.group = case.group
+        try:
+            return self.catalog.models[case.model], self.backend(case.model, case.runtime)
+        except Unavailable as reason:
+            self.skip(case, str(reason))
+
     def skip(self, case: Case, reason: str) -> NoReturn:
         self.skip_row(case.model, case.runtime.label, case.id, reason)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from bench.context import Bench, Case, ShapeRecorder
-from bench.runtimes import Unavailable
 from bench.timing import first_call, run_timed
 from distill.metrics import score_word_logits
 from distill.predict import predict_word_logits
@@ -19,12 +18,7 @@ from distill.predict import predict_word_logits
 
 def test_end_to_end(benchmark: Any, bench: Bench, e2e_case: Case, request: Any) -> None:
     case = e2e_case
-    benchmark.group = case.group
-    entry = bench.catalog.models[case.model]
-    try:
-        backend = bench.backend(case.model, case.runtime)
-    except Unavailable as reason:
-        bench.skip(case, str(reason))
+    entry, backend = bench.open_case(benchmark, case)
     encoder = bench.encoder(case.model)
     forms = bench.test_forms
     recorder = ShapeRecorder(backend)

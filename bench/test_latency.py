@@ -7,18 +7,12 @@ from typing import Any
 from bench.context import Bench, Case
 from bench.flops import batch_flops
 from bench.inputs import synthetic_batch
-from bench.runtimes import Unavailable
 from bench.timing import first_call, run_timed
 
 
 def test_latency(benchmark: Any, bench: Bench, latency_case: Case, request: Any) -> None:
     case = latency_case
-    benchmark.group = case.group
-    entry = bench.catalog.models[case.model]
-    try:
-        backend = bench.backend(case.model, case.runtime)
-    except Unavailable as reason:
-        bench.skip(case, str(reason))
+    entry, backend = bench.open_case(benchmark, case)
     inputs = synthetic_batch(entry.config, case.batch, case.seq)
     _, first = first_call(lambda: backend(inputs))
     benchmark.extra_info.update(
