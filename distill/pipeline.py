@@ -189,17 +189,19 @@ def run_training(config: TrainConfig) -> Path:
 
     # --- students ---
     if config.stage in ("student", "all"):
-        start = time.perf_counter()
-        targets = word_logits(teacher, train, config, "caching teacher logits")
-        metrics["teacher_cache_seconds"] = round(time.perf_counter() - start, 2)
+        plans = [(STUDENT, config.alpha > 0)]
+        if config.baseline and config.alpha > 0:
+            plans.append((BASELINE, False))
+        targets = None
+        if config.alpha > 0:  # alpha 0 is plain fine-tuning: no teacher targets needed
+            start = time.perf_counter()
+            targets = word_logits(teacher, train, config, "caching teacher logits")
+            metrics["teacher_cache_seconds"] = round(time.perf_counter() - start, 2)
         metrics["distillation"] = {
             "temperature": config.temperature,
             "alpha": config.alpha,
             "teacher": config.teacher_dir or config.teacher,
         }
-        plans = [(STUDENT, config.alpha > 0)]
-        if config.baseline and config.alpha > 0:
-            plans.append((BASELINE, False))
         for name, distill in plans:
             if (run / name / "config.json").is_file() and config.resume and name in metrics["models"]:
                 continue  # finished before an interruption

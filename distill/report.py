@@ -48,7 +48,9 @@ def render_training_report(metrics: dict[str, Any], run: Path) -> str:
     for name, m in models.items():
         cells = [f"{_pct(m['per_type'][t]['f1'])} ({m['per_type'][t]['support']})" for t in ENTITY_TYPES]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if "distillation" in metrics:
+    if metrics.get("distillation", {}).get("alpha") == 0:
+        lines += ["", "Students trained with alpha = 0: plain fine-tuning, no distillation."]
+    elif "distillation" in metrics:
         d = metrics["distillation"]
         lines += [
             "",
