@@ -24,7 +24,9 @@ def test_alpha_zero_is_cross_entropy_on_labelled_positions() -> None:
     student, teacher = torch.randn(1, 5, 7), torch.randn(1, 5, 7)
     mask = LABELS != -100
     expected = F.cross_entropy(student[mask], LABELS[mask])
-    assert distillation_loss(student, teacher, LABELS, 2.0, 0.0).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert distillation_loss(student, teacher, LABELS, 2.0, 0.0).item() == pytest.approx(
+        expected.item(), rel=1e-6
+    )
 
 
 def test_mix_matches_formula_and_ignores_unlabelled_positions() -> None:
@@ -35,11 +37,15 @@ def test_mix_matches_formula_and_ignores_unlabelled_positions() -> None:
     s, te = student[mask], teacher[mask]
     kl = (F.softmax(te / t, -1) * (F.log_softmax(te / t, -1) - F.log_softmax(s / t, -1))).sum(-1).mean()
     expected = a * t * t * kl + (1 - a) * F.cross_entropy(s, LABELS[mask])
-    assert distillation_loss(student, teacher, LABELS, t, a).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert distillation_loss(student, teacher, LABELS, t, a).item() == pytest.approx(
+        expected.item(), rel=1e-5
+    )
     # Changing an unlabelled position changes nothing.
     teacher2 = teacher.clone()
     teacher2[0, 2] += 100.0
-    assert distillation_loss(student, teacher2, LABELS, t, a).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert distillation_loss(student, teacher2, LABELS, t, a).item() == pytest.approx(
+        expected.item(), rel=1e-5
+    )
 
 
 def test_no_gradient_reaches_the_teacher() -> None:

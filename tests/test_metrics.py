@@ -5,8 +5,14 @@ from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from distill.metrics import score_tags, score_word_logits
 from distill.schema import LABEL2ID
 
-GOLD = [["B-HEADER", "I-HEADER", "O", "B-QUESTION", "I-QUESTION", "B-ANSWER"], ["B-QUESTION", "B-ANSWER", "I-ANSWER", "O"]]
-PRED = [["B-HEADER", "I-HEADER", "O", "B-QUESTION", "O", "B-ANSWER"], ["B-QUESTION", "B-ANSWER", "I-ANSWER", "B-ANSWER"]]
+GOLD = [
+    ["B-HEADER", "I-HEADER", "O", "B-QUESTION", "I-QUESTION", "B-ANSWER"],
+    ["B-QUESTION", "B-ANSWER", "I-ANSWER", "O"],
+]
+PRED = [
+    ["B-HEADER", "I-HEADER", "O", "B-QUESTION", "O", "B-ANSWER"],
+    ["B-QUESTION", "B-ANSWER", "I-ANSWER", "B-ANSWER"],
+]
 
 
 def test_equals_seqeval_on_a_hand_made_prediction() -> None:

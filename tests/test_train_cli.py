@@ -31,12 +31,23 @@ def test_quickstart_writes_the_whole_run_directory(quickstart_run: Path) -> None
     run = quickstart_run
     for name in ("teacher", "student", "student-baseline"):
         assert (run / name / "config.json").is_file() and (run / name / "model.safetensors").is_file()
-    assert (run / "teacher" / "preprocessor_config.json").is_file(), "the teacher keeps its LayoutLMv3 processor"
+    assert (run / "teacher" / "preprocessor_config.json").is_file(), (
+        "the teacher keeps its LayoutLMv3 processor"
+    )
     config = tomllib.loads((run / "config.toml").read_text())
     assert set(config) == {f.name for f in fields(TrainConfig)}, "every option is written out"
     metrics = json.loads((run / "metrics.json").read_text())
     for name, record in metrics["models"].items():
-        for key in ("precision", "recall", "f1", "word_accuracy", "per_type", "params", "size_bytes", "train_seconds"):
+        for key in (
+            "precision",
+            "recall",
+            "f1",
+            "word_accuracy",
+            "per_type",
+            "params",
+            "size_bytes",
+            "train_seconds",
+        ):
             assert key in record, f"{name} lacks {key}"
         assert set(record["per_type"]) == {"HEADER", "QUESTION", "ANSWER"}
     assert metrics["models"]["teacher"]["f1"] > 0.6, "the teacher learns the synthetic forms"
@@ -65,7 +76,9 @@ def test_prediction_api_labels_every_word_for_teacher_and_student(quickstart_run
     boxes = [[50 + 100 * i, 40, 140 + 100 * i, 60] for i in range(len(words))]
     image = Image.new("RGB", (600, 800), "white")
     for model in ("teacher", "student"):
-        preds = Predictor.from_dir(quickstart_run / model, max_length=128, stride=32).predict(words, boxes, image)
+        preds = Predictor.from_dir(quickstart_run / model, max_length=128, stride=32).predict(
+            words, boxes, image
+        )
         assert [p.word for p in preds] == words
         assert all(p.label in LABELS and 0.0 < p.score <= 1.0 for p in preds)
 
@@ -82,7 +95,10 @@ def test_help_documents_every_option(tmp_path: Path) -> None:
     [
         (["--config", "missing.toml"], "missing.toml: no such config file"),
         (["--stride", "600"], "--stride (600) must be smaller than --max-length (512)"),
-        (["--stage", "student", "--preset", "quickstart", "--output-dir", "fresh"], "needs a fine-tuned teacher"),
+        (
+            ["--stage", "student", "--preset", "quickstart", "--output-dir", "fresh"],
+            "needs a fine-tuned teacher",
+        ),
         (["--data", "./no/such/dir"], "no/such/dir"),
     ],
 )
