@@ -88,33 +88,33 @@ def label_kwargs() -> dict[str, Any]:
     return {"num_labels": len(ID2LABEL), "id2label": dict(ID2LABEL), "label2id": dict(LABEL2ID)}
 
 
+def _trained_files(
+    trainer: Any, words: Iterable[str], vocab_size: int, specials: list[str], tmp: str
+) -> list[str]:
+    """Train a `tokenizers` model on `words` and save its vocabulary files into `tmp`."""
+    trainer.train_from_iterator(words, vocab_size=vocab_size, min_frequency=1, special_tokens=specials)
+    return trainer.save_model(tmp)
+
+
 def train_bpe_tokenizer(words: Iterable[str], vocab_size: int) -> LayoutLMv3TokenizerFast:
+    """Byte-level BPE (LayoutLMv3's kind), wrapped in the real LayoutLMv3TokenizerFast."""
     from tokenizers import ByteLevelBPETokenizer
 
-    bpe = ByteLevelBPETokenizer(add_prefix_space=True)
-    bpe.train_from_iterator(
-        words,
-        vocab_size=vocab_size,
-        min_frequency=1,
-        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-    )
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     with tempfile.TemporaryDirectory() as tmp:
-        vocab, merges = bpe.save_model(tmp)
+        vocab, merges = _trained_files(
+            ByteLevelBPETokenizer(add_prefix_space=True), words, vocab_size, specials, tmp
+        )
         return LayoutLMv3TokenizerFast(vocab_file=vocab, merges_file=merges, model_max_length=512)
 
 
 def train_wordpiece_tokenizer(words: Iterable[str], vocab_size: int) -> DistilBertTokenizerFast:
+    """Uncased WordPiece (DistilBERT's kind), wrapped in the real DistilBertTokenizerFast."""
     from tokenizers import BertWordPieceTokenizer
 
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(
-        words,
-        vocab_size=vocab_size,
-        min_frequency=1,
-        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
-    )
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     with tempfile.TemporaryDirectory() as tmp:
-        (vocab,) = wordpiece.save_model(tmp)
+        (vocab,) = _trained_files(BertWordPieceTokenizer(lowercase=True), words, vocab_size, specials, tmp)
         return DistilBertTokenizerFast(vocab_file=vocab, do_lower_case=True, model_max_length=512)
 
 
