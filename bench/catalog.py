@@ -37,10 +37,6 @@ class ModelEntry:
     def model_type(self) -> str:
         return self.config.model_type
 
-    @property
-    def is_student(self) -> bool:
-        return self.name != "teacher"
-
 
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import platform
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from typing import Any
+
+from distill import machine as distill_machine
+from distill.machine import cpu_info, cpu_name, gpu_name
 
 # The instruction sets that decide which kernels run (fp32 FMA, INT8 dot products, bf16/fp16).
 ISA_FLAGS = (
@@ -33,8 +34,6 @@ ISA_FLAGS = (
 _NORMALISE = str.maketrans("", "", "_")
 
 PACKAGES = ("torch", "transformers", "onnxruntime", "optimum", "optimum-onnx", "onnx", "pytest-benchmark")
-# onnxruntime ships as several distributions that install the same module.
-ALIASES = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")}
 
 
 @dataclass
@@ -53,16 +52,6 @@ class MachineInfo:
         return asdict(self)
 
 
-@functools.cache
-def _cpuinfo() -> dict[str, Any]:
-    try:
-        import cpuinfo
-
-        return cpuinfo.get_cpu_info() or {}
-    except Exception:  # cpuinfo probes the CPU in ways some sandboxes forbid
-        return {}
-
-
 def isa_flags(flags: list[str]) -> list[str]:
     """The ISA_FLAGS present in a cpuinfo flag list, in ISA_FLAGS order."""
     have = {f.lower().translate(_NORMALISE) for f in flags}
@@ -71,34 +60,14 @@ def isa_flags(flags: list[str]) -> list[str]:
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     """Installed versions of the packages that shape the figures (those present)."""
-    out = {}
-    for name in names:
-        for dist in ALIASES.get(name, (name,)):
-            try:
-                version = metadata.version(dist)
-            except metadata.PackageNotFoundError:
-                continue
-            out[name] = version if dist == name else f"{version} ({dist})"
-            break
-    return out
-
-
-def gpu_name() -> str:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
-    except Exception:  # a broken driver should not stop a CPU benchmark
-        pass
-    return "none"
+    return distill_machine.package_versions(names)
 
 
 def machine_info(threads: int) -> MachineInfo:
     import psutil
 
-    info = _cpuinfo()
-    cpu = info.get("brand_raw") or platform.processor() or "unknown CPU"
+    info = cpu_info()
+    cpu = cpu_name()
     if info.get("family") is not None:  # "AMD EPYC" alone does not say which generation
         cpu += f" (family {info.get('family')}, model {info.get('model')})"
     return MachineInfo(

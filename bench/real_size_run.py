@@ -46,7 +46,7 @@ from distill.models import (
     train_wordpiece_tokenizer,
     with_layout,
 )
-from distill.run_dir import METRICS, load_run_data
+from distill.run_dir import METRICS, dir_size, load_run_data
 
 # microsoft/layoutlmv3-base's config.json where it differs from LayoutLMv3Config's defaults.
 LAYOUTLMV3_BASE = {
@@ -106,7 +106,7 @@ def build(output_dir: Path, data: str, layout_student: bool, seed: int) -> Path:
             "model_type": bundle.model_type,
             "architecture": type(bundle.model).__name__,
             "params": count_params(path),
-            "size_bytes": sum(p.stat().st_size for p in path.rglob("*") if p.is_file()),
+            "size_bytes": dir_size(path),
             "weights": "random (real-size configuration)",
             "tokenizer_vocab": len(bundle.tokenizer),
         }

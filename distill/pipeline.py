@@ -15,7 +15,6 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-import transformers
 from tqdm.auto import tqdm
 from transformers import set_seed
 
@@ -23,6 +22,7 @@ from distill import atomic
 from distill.config import TrainConfig
 from distill.errors import DistillError
 from distill.fit import FitResult, clear_checkpoints, fit
+from distill.machine import package_versions
 from distill.metrics import score_word_logits
 from distill.models import Bundle, build_student, build_teacher, load_bundle
 from distill.predict import TorchBackend, predict_word_logits
@@ -34,12 +34,15 @@ from distill.run_dir import (
     STUDENT,
     TEACHER,
     describe_run_data,
+    dir_size,
     load_run_data,
     mark_latest,
     new_run_dir,
     read_json,
 )
 from distill.windows import WindowEncoder
+
+PACKAGES = ("torch", "transformers", "datasets", "onnxruntime")
 
 
 def is_main_process() -> bool:
@@ -76,10 +79,6 @@ def word_logits(bundle: Bundle, split: datasets.Dataset, config: TrainConfig, de
     )
 
 
-def dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 def model_record(
     bundle: Bundle, path: Path, scores: dict, fit_result: FitResult | None, role: str
 ) -> dict[str, Any]:
@@ -99,15 +98,7 @@ def model_record(
 
 
 def versions() -> dict[str, str]:
-    import onnxruntime
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "datasets": datasets.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
+    return {"python": platform.python_version(), **package_versions(PACKAGES)}
 
 
 def train_and_save(
@@ -207,6 +198,8 @@ def run_training(config: TrainConfig) -> Path:
                 continue  # finished before an interruption
             set_seed(config.seed)  # the same initialisation for the distilled and the baseline student
             student = build_student(config.student, words, layout=config.student_layout)
+            # Encoded per student: the tiny preset retrains its WordPiece tokenizer each time, and
+            # tokenizers' WordPiece trainer is not deterministic, so windows are not shareable.
             encoder = student.encoder(config.max_length, config.stride)
             windows = encode_split(encoder, train, targets if distill else None, desc=f"encoding ({name})")
             result = train_and_save(

@@ -68,6 +68,11 @@ def read_config(run: Path) -> TrainConfig:
     return TrainConfig.read(run / CONFIG)
 
 
+def dir_size(path: Path) -> int:
+    """Bytes on disk of everything under `path` (a model directory's size)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
 def model_dirs(run: Path) -> dict[str, Path]:
     """The run's trained models by name: teacher, student, student-baseline first, then any other
     model directory (e.g. bench.real_size_run's student-layout)."""

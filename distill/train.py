@@ -65,7 +65,7 @@ def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
     if "preset" in given:
         config = config.updated(PRESETS[given.pop("preset")])
     if "config" in given:
-        config = config.updated(dataclasses.asdict(TrainConfig.read(given.pop("config"))) | {})
+        config = config.updated(dataclasses.asdict(TrainConfig.read(given.pop("config"))))
     return config.updated(given).validate()
 
 

@@ -27,12 +27,10 @@ BOX_MODEL_TYPES = {"layoutlmv3", "layoutlm", "layoutlmv2", "lilt"}
 
 @dataclass(frozen=True)
 class WindowSpan:
-    """Words [start, end) of a form, their sub-tokens [tok_start, tok_end) of the form's tokens."""
+    """Words [start, end) of a form."""
 
     start: int
     end: int
-    tok_start: int
-    tok_end: int
 
 
 def plan_windows(token_counts: Sequence[int], capacity: int, stride: int) -> list[WindowSpan]:
@@ -52,7 +50,7 @@ def plan_windows(token_counts: Sequence[int], capacity: int, stride: int) -> lis
         while end < n and offsets[end + 1] - offsets[start] <= capacity:
             end += 1
         end = max(end, start + 1) if n else 0  # a single over-long word still gets its window
-        spans.append(WindowSpan(start, end, int(offsets[start]), int(offsets[end])))
+        spans.append(WindowSpan(start, end))
         if end >= n:
             return spans
         # The next window starts as early as keeps its overlap with this one within `stride` tokens,

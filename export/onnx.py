@@ -19,6 +19,7 @@ from typing import Any
 
 from distill import atomic
 from distill.errors import DistillError
+from distill.machine import cpu_info, cpu_name, package_versions
 from distill.run_dir import (
     BASELINE,
     STUDENT,
@@ -103,14 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def machine() -> dict[str, Any]:
-    from distill.machine import cpu_name
-
-    try:
-        import cpuinfo
-
-        flags = set(cpuinfo.get_cpu_info().get("flags", []))
-    except Exception:  # cpuinfo probes the CPU in ways some sandboxes forbid
-        flags = set()
+    flags = set(cpu_info().get("flags", []))
     return {
         "cpu": cpu_name(),
         "threads": os.cpu_count(),
@@ -119,26 +113,7 @@ def machine() -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    # onnxruntime and onnxruntime-gpu install the same module under two distribution names.
-    packages = {
-        "onnxruntime": ("onnxruntime-gpu", "onnxruntime"),
-        "onnx": ("onnx",),
-        "optimum": ("optimum",),
-        "optimum-onnx": ("optimum-onnx",),
-        "torch": ("torch",),
-        "transformers": ("transformers",),
-    }
-    out = {}
-    for key, dists in packages.items():
-        for dist in dists:
-            try:
-                out[key] = version(dist)
-                break
-            except PackageNotFoundError:
-                continue
-    return out
+    return package_versions(("onnxruntime", "onnx", "optimum", "optimum-onnx", "torch", "transformers"))
 
 
 def load_eval_data(run: Path, max_eval_forms: int | None) -> EvalData:
