@@ -73,6 +73,13 @@ class TrainConfig:
     )
     teacher_lr: float = field(default=5e-5, metadata={"help": "teacher learning rate"})
     student_lr: float = field(default=5e-5, metadata={"help": "student learning rate"})
+    box_lr: float = field(
+        default=0.0,
+        metadata={
+            "help": "learning rate of the layout-aware student's 2-D box embeddings, which start "
+            "from zero and learn slowly at a pretrained encoder's rate (0: the student's rate)"
+        },
+    )
     batch_size: int = field(default=8, metadata={"help": "windows per device per step"})
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
     warmup_ratio: float = field(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from transformers import Trainer, TrainingArguments
 
 from distill.config import TrainConfig
@@ -22,6 +24,7 @@ class FitResult:
     train_seconds: float
     steps: int
     resumed_from: str | None
+    world_size: int
 
 
 def last_complete_checkpoint(directory: Path) -> Path | None:
@@ -39,6 +42,64 @@ def clear_checkpoints(run: Path, name: str) -> None:
         (run / CHECKPOINTS).rmdir()
 
 
+# LayoutLMv3 reads its relative-position bias tables under torch.no_grad() (upstream, for speed),
+# so they never get a gradient and never change. DDP without find_unused_parameters (the fast path)
+# fails on parameters that get no gradient; freezing them changes nothing else.
+NO_GRAD_PARAMETERS = ("rel_pos_bias.weight", "rel_pos_x_bias.weight", "rel_pos_y_bias.weight")
+
+
+def freeze_gradient_free(model: torch.nn.Module) -> None:
+    if model.config.model_type != "layoutlmv3":
+        return
+    for name, parameter in model.named_parameters():
+        if name.endswith(NO_GRAD_PARAMETERS):
+            parameter.requires_grad_(False)
+
+
+BOX_EMBEDDINGS = (
+    "x_position_embeddings",
+    "y_position_embeddings",
+    "h_position_embeddings",
+    "w_position_embeddings",
+)
+
+
+def box_parameter_names(model: torch.nn.Module) -> set[str]:
+    return {name for name, _ in model.named_parameters() if any(part in name for part in BOX_EMBEDDINGS)}
+
+
+def optimizer_with_box_lr(trainer: Trainer, box_lr: float) -> torch.optim.Optimizer:
+    """The Trainer's AdamW (same decay rule, betas, eps), with the box embeddings at `box_lr`.
+
+    TrainingArguments has one learning rate; the Trainer keeps an optimizer it is handed and puts
+    its usual linear schedule on every group, so only the groups are built here.
+    """
+    args = trainer.args
+    decay = set(trainer.get_decay_parameter_names(trainer.model))
+    boxes = box_parameter_names(trainer.model)
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    for name, parameter in trainer.model.named_parameters():
+        if parameter.requires_grad:
+            groups.setdefault((name in boxes, name in decay), []).append(parameter)
+    return torch.optim.AdamW(
+        [
+            {
+                "params": params,
+                "lr": box_lr if is_box else args.learning_rate,
+                "weight_decay": args.weight_decay if decays else 0.0,
+            }
+            for (is_box, decays), params in groups.items()
+        ],
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
+    )
+
+
+def distributed_on_cpu() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
 def training_arguments(
     config: TrainConfig, output_dir: Path, learning_rate: float, epochs: float
 ) -> TrainingArguments:
@@ -49,6 +110,9 @@ def training_arguments(
     )
     return TrainingArguments(
         output_dir=str(output_dir),
+        # Without CUDA, accelerate sets up DDP (gloo) only when told the run is on CPU; otherwise
+        # each torchrun process would silently train alone on all the data.
+        use_cpu=distributed_on_cpu(),
         num_train_epochs=epochs,
         max_steps=config.max_steps,
         learning_rate=learning_rate,
@@ -82,13 +146,16 @@ def fit(
     learning_rate: float,
     epochs: float,
     distill: bool,
+    box_lr: float = 0.0,
 ) -> FitResult:
     """Train `bundle.model` in place on `windows`; resume from this run's last checkpoint if any.
 
     With `distill`, windows carry `teacher_logits` and the loss is the distillation loss;
     without, the model's own cross-entropy (plain fine-tuning, what a user does without us).
+    `box_lr` > 0 trains the model's 2-D box embeddings at that rate (see optimizer_with_box_lr).
     """
     checkpoints = run / CHECKPOINTS / name
+    freeze_gradient_free(bundle.model)
     args = training_arguments(config, checkpoints, learning_rate, epochs)
     extra = ("labels", "teacher_logits") if distill else ("labels",)
     common = dict(
@@ -104,10 +171,17 @@ def fit(
         trainer = DistillationTrainer(**common, temperature=config.temperature, alpha=config.alpha)
     else:
         trainer = Trainer(**common)
+    if box_lr > 0 and box_parameter_names(bundle.model):
+        trainer.optimizer = optimizer_with_box_lr(trainer, box_lr)
     resume = last_complete_checkpoint(checkpoints) if config.resume else None
     start = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - start
+    # Every rank finishes its last checkpoint before rank 0 may delete the checkpoints.
+    trainer.accelerator.wait_for_everyone()
     return FitResult(
-        train_seconds=seconds, steps=output.global_step, resumed_from=str(resume) if resume else None
+        train_seconds=seconds,
+        steps=output.global_step,
+        resumed_from=str(resume) if resume else None,
+        world_size=args.world_size,
     )

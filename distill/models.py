@@ -8,8 +8,10 @@ code as the real one.
 
 from __future__ import annotations
 
+import os
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,8 +120,38 @@ def train_wordpiece_tokenizer(words: Iterable[str], vocab_size: int) -> DistilBe
         return DistilBertTokenizerFast(vocab_file=vocab, do_lower_case=True, model_max_length=512)
 
 
-def tiny_teacher(train_words: list[str]) -> Bundle:
-    tokenizer = train_bpe_tokenizer(train_words, TINY_BPE_VOCAB)
+def trained_once(train: Callable[[], Any], directory: Path | None, wait_seconds: float = 600) -> Any:
+    """A tiny tokenizer, trained once per run directory and loaded from there afterwards.
+
+    tokenizers' WordPiece trainer is not deterministic (hash-map order breaks ties: six builds on
+    the same words gave six vocabularies), so every DDP rank, a resumed run and both students of a
+    run must load one saved tokenizer rather than each train their own. Rank 0 trains and saves it
+    atomically; the other ranks wait for its files. A file wait rather than a collective: the
+    Trainer sets up the process group later, and one set up here first would confuse it.
+    """
+    if directory is None:
+        return train()
+    directory = Path(directory)
+    done = directory / "tokenizer.json"
+    if not done.is_file():
+        if int(os.environ.get("RANK", "0")) == 0:
+            with atomic.directory(directory) as tmp:
+                train().save_pretrained(tmp)
+        else:
+            deadline = time.monotonic() + wait_seconds
+            while not done.is_file():
+                if time.monotonic() > deadline:
+                    raise DistillError(
+                        f"rank 0 did not save the tiny tokenizer within {wait_seconds:.0f} s; "
+                        "every rank must see the same run directory (a shared filesystem)",
+                        directory,
+                    )
+                time.sleep(0.2)
+    return AutoTokenizer.from_pretrained(directory)
+
+
+def tiny_teacher(train_words: list[str], tokenizer_dir: Path | None = None) -> Bundle:
+    tokenizer = trained_once(lambda: train_bpe_tokenizer(train_words, TINY_BPE_VOCAB), tokenizer_dir)
     image_processor = LayoutLMv3ImageProcessor(
         apply_ocr=False, size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
     )
@@ -144,8 +176,10 @@ def tiny_teacher(train_words: list[str]) -> Bundle:
     return Bundle(LayoutLMv3ForTokenClassification(config), tokenizer, image_processor)
 
 
-def tiny_student(train_words: list[str]) -> Bundle:
-    tokenizer = train_wordpiece_tokenizer(train_words, TINY_WORDPIECE_VOCAB)
+def tiny_student(train_words: list[str], tokenizer_dir: Path | None = None) -> Bundle:
+    tokenizer = trained_once(
+        lambda: train_wordpiece_tokenizer(train_words, TINY_WORDPIECE_VOCAB), tokenizer_dir
+    )
     config = DistilBertConfig(
         vocab_size=len(tokenizer),
         dim=TINY_HIDDEN,
@@ -178,12 +212,21 @@ def _from_pretrained(name: str, role: str, teacher: bool) -> Bundle:
         ) from err
 
 
-def build_teacher(name: str, train_words: list[str]) -> Bundle:
-    return tiny_teacher(train_words) if name == TINY else _from_pretrained(name, "teacher", teacher=True)
+def build_teacher(name: str, train_words: list[str], tokenizer_dir: Path | None = None) -> Bundle:
+    """`tokenizer_dir`: where the tiny preset keeps its trained tokenizer (see trained_once)."""
+    if name == TINY:
+        return tiny_teacher(train_words, tokenizer_dir)
+    return _from_pretrained(name, "teacher", teacher=True)
 
 
-def build_student(name: str, train_words: list[str], layout: bool = False) -> Bundle:
-    bundle = tiny_student(train_words) if name == TINY else _from_pretrained(name, "student", teacher=False)
+def build_student(
+    name: str, train_words: list[str], layout: bool = False, tokenizer_dir: Path | None = None
+) -> Bundle:
+    """`tokenizer_dir`: where the tiny preset keeps its trained tokenizer (see trained_once)."""
+    if name == TINY:
+        bundle = tiny_student(train_words, tokenizer_dir)
+    else:
+        bundle = _from_pretrained(name, "student", teacher=False)
     return with_layout(bundle) if layout else bundle
 
 

@@ -33,6 +33,7 @@ from distill.run_dir import (
     METRICS,
     STUDENT,
     TEACHER,
+    TOKENIZERS,
     describe_run_data,
     dir_size,
     load_run_data,
@@ -91,7 +92,11 @@ def model_record(
         **scores,
     }
     if fit_result is not None:
-        record.update(train_seconds=round(fit_result.train_seconds, 2), train_steps=fit_result.steps)
+        record.update(
+            train_seconds=round(fit_result.train_seconds, 2),
+            train_steps=fit_result.steps,
+            world_size=fit_result.world_size,
+        )
         if fit_result.resumed_from:
             record["resumed_from"] = Path(fit_result.resumed_from).name
     return record
@@ -110,8 +115,9 @@ def train_and_save(
     lr: float,
     epochs: float,
     distill: bool,
+    box_lr: float = 0.0,
 ) -> FitResult:
-    result = fit(bundle, windows, config, run, name, lr, epochs, distill)
+    result = fit(bundle, windows, config, run, name, lr, epochs, distill, box_lr)
     if is_main_process():
         bundle.save(run / name)
         clear_checkpoints(run, name)
@@ -163,7 +169,7 @@ def run_training(config: TrainConfig) -> Path:
         )
     else:
         set_seed(config.seed)
-        teacher = build_teacher(config.teacher, words)
+        teacher = build_teacher(config.teacher, words, run / TOKENIZERS / TEACHER)
         windows = encode_split(
             teacher.encoder(config.max_length, config.stride), train, desc="encoding (teacher)"
         )
@@ -197,13 +203,11 @@ def run_training(config: TrainConfig) -> Path:
             if (run / name / "config.json").is_file() and config.resume and name in metrics["models"]:
                 continue  # finished before an interruption
             set_seed(config.seed)  # the same initialisation for the distilled and the baseline student
-            student = build_student(config.student, words, layout=config.student_layout)
-            # Encoded per student: the tiny preset retrains its WordPiece tokenizer each time, and
-            # tokenizers' WordPiece trainer is not deterministic, so windows are not shareable.
+            student = build_student(config.student, words, config.student_layout, run / TOKENIZERS / STUDENT)
             encoder = student.encoder(config.max_length, config.stride)
             windows = encode_split(encoder, train, targets if distill else None, desc=f"encoding ({name})")
             result = train_and_save(
-                name, student, windows, config, run, config.student_lr, config.epochs, distill
+                name, student, windows, config, run, config.student_lr, config.epochs, distill, config.box_lr
             )
             if main:
                 scores = score_word_logits(gold, word_logits(student, test, config, f"scoring {name}"))

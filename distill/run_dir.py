@@ -21,6 +21,7 @@ METRICS = "metrics.json"
 TEACHER = "teacher"
 STUDENT = "student"
 BASELINE = "student-baseline"  # the same student trained without distillation
+TOKENIZERS = "tokenizers"  # the tiny preset's trained tokenizers, shared by ranks, resumes and students
 
 
 def new_run_dir(output_dir: str | Path | None) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import BertConfig, BertForTokenClassification
 
 from distill.models import Bundle, layoutlmv3_from_text, load_bundle, tiny_student, with_layout
@@ -80,8 +81,12 @@ def test_teacher_from_a_text_encoder_keeps_its_text_weights(tmp_path: Path) -> N
 
 
 def test_layout_student_trains_saves_reloads_and_predicts(tmp_path: Path) -> None:
-    run_cli(["-m", "distill.train", *SMALL, "--student-layout", "--output-dir", "run"], cwd=tmp_path)
+    args = [*SMALL, "--student-layout", "--box-lr", "5e-2", "--output-dir", "run"]
+    run_cli(["-m", "distill.train", *args], cwd=tmp_path)
     run = tmp_path / "run"
+    weights = load_file(run / "student" / "model.safetensors")
+    moved = float(weights["layoutlm.embeddings.x_position_embeddings.weight"].abs().max())
+    assert moved > 0.02, "box embeddings start at zero and move at --box-lr, 25x the student's rate"
     config = json.loads((run / "student" / "config.json").read_text())
     assert config["model_type"] == "layoutlm" and config["architectures"] == [
         "LayoutLMForTokenClassification"
@@ -116,3 +121,20 @@ def test_real_minilm_student_trains(tmp_path: Path) -> None:
     assert (
         config["model_type"] == "bert" and config["hidden_size"] == 384 and config["num_hidden_layers"] == 6
     )
+
+
+def test_box_lr_puts_only_the_box_embeddings_on_their_own_rate(tmp_path: Path) -> None:
+    from transformers import Trainer, TrainingArguments
+
+    from distill.fit import box_parameter_names, optimizer_with_box_lr
+
+    model = with_layout(tiny_student(WORDS)).model
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-4, weight_decay=0.01, report_to=[])
+    optimizer = optimizer_with_box_lr(Trainer(model=model, args=args), box_lr=3e-3)
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    boxes = box_parameter_names(model)
+    assert len(boxes) == 4, "x, y, h and w embeddings"
+    for name, parameter in model.named_parameters():
+        assert lr_of[id(parameter)] == (3e-3 if name in boxes else 1e-4), name
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+    assert {g["weight_decay"] for g in optimizer.param_groups} == {0.0, 0.01}, "biases and norms stay undecayed"
