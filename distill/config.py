@@ -76,8 +76,9 @@ class TrainConfig:
     box_lr: float = field(
         default=0.0,
         metadata={
-            "help": "learning rate of the layout-aware student's 2-D box embeddings, which start "
-            "from zero and learn slowly at a pretrained encoder's rate (0: the student's rate)"
+            "help": "learning rate of box embeddings added to a text encoder (the layout-aware "
+            "student; a teacher built from a text encoder): they start from zero and learn slowly "
+            "at a pretrained encoder's rate (0: the model's own rate)"
         },
     )
     batch_size: int = field(default=8, metadata={"help": "windows per device per step"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -96,8 +95,8 @@ def optimizer_with_box_lr(trainer: Trainer, box_lr: float) -> torch.optim.Optimi
     )
 
 
-def distributed_on_cpu() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+def cpu_only() -> bool:
+    return not torch.cuda.is_available() and not torch.backends.mps.is_available()
 
 
 def training_arguments(
@@ -110,9 +109,9 @@ def training_arguments(
     )
     return TrainingArguments(
         output_dir=str(output_dir),
-        # Without CUDA, accelerate sets up DDP (gloo) only when told the run is on CPU; otherwise
-        # each torchrun process would silently train alone on all the data.
-        use_cpu=distributed_on_cpu(),
+        # Told it runs on CPU, accelerate sets up DDP with gloo and allows bf16 autocast; untold,
+        # each torchrun process silently trained alone on all the data, and --bf16 was refused.
+        use_cpu=cpu_only(),
         num_train_epochs=epochs,
         max_steps=config.max_steps,
         learning_rate=learning_rate,
@@ -152,7 +151,7 @@ def fit(
 
     With `distill`, windows carry `teacher_logits` and the loss is the distillation loss;
     without, the model's own cross-entropy (plain fine-tuning, what a user does without us).
-    `box_lr` > 0 trains the model's 2-D box embeddings at that rate (see optimizer_with_box_lr).
+    `box_lr` > 0 trains box embeddings this project added (`bundle.fresh_boxes`) at that rate.
     """
     checkpoints = run / CHECKPOINTS / name
     freeze_gradient_free(bundle.model)
@@ -171,7 +170,7 @@ def fit(
         trainer = DistillationTrainer(**common, temperature=config.temperature, alpha=config.alpha)
     else:
         trainer = Trainer(**common)
-    if box_lr > 0 and box_parameter_names(bundle.model):
+    if box_lr > 0 and bundle.fresh_boxes:
         trainer.optimizer = optimizer_with_box_lr(trainer, box_lr)
     resume = last_complete_checkpoint(checkpoints) if config.resume else None
     start = time.perf_counter()

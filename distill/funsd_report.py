@@ -1,58 +1,144 @@
 """`python -m distill.funsd_report`: the FUNSD study behind reports/funsd.md, over several seeds.
 
-Per seed, two training runs share one teacher:
-  <out>/seed<N>/text    teacher, then the text-only student with and without distillation
-  <out>/seed<N>/layout  the layout-aware student (word boxes, no image) with and without distillation,
-                        distilled from the same seed's teacher
-The report gives mean ± std over seeds of every figure; runs already finished are reused, so the
-command resumes where it stopped.
+Per seed, five training runs (each a normal `python -m distill.train` run directory):
+  <out>/seed<N>/teacher    the teacher
+  <out>/seed<N>/text       the text-only student, plain fine-tuning
+  <out>/seed<N>/layout     the layout-aware student (word boxes, no image), plain fine-tuning
+  <out>/seed<N>/text-kd    the text-only student distilled from that seed's teacher
+  <out>/seed<N>/layout-kd  the layout-aware student distilled from that seed's teacher
+Options after `--` go to every run (e.g. `-- --synthetic-forms 16`). Runs go `--jobs` at a time (the CPU's cores split between them); finished runs are reused, so the
+command resumes where it stopped. The report gives mean ± std over seeds and the int8 export of
+the students where `python -m export.onnx` has been run on their run directories.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import statistics
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from distill import atomic
 from distill.errors import DistillError
 from distill.machine import machine_summary
+from distill.run_dir import read_json
 from distill.schema import ENTITY_TYPES
 
-# (row label, run kind, model name in that run's metrics.json)
+LAYOUT_STUDENT = "layout-student"  # --teacher value: the layout-aware student's architecture, trained longer
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    kind: str  # the run directory's name under seed<N>/
+    layout: bool = False
+    distilled: bool = False
+
+
 ROWS = [
-    ("teacher (LayoutLMv3: text + layout + image)", "text", "teacher"),
-    ("student, text only", "text", "student-baseline"),
-    ("student, text only + distillation", "text", "student"),
-    ("student, layout-aware", "layout", "student-baseline"),
-    ("student, layout-aware + distillation", "layout", "student"),
+    Row("teacher", "teacher"),
+    Row("student, text only", "text"),
+    Row("student, text only + distillation", "text-kd", distilled=True),
+    Row("student, layout-aware", "layout", layout=True),
+    Row("student, layout-aware + distillation", "layout-kd", layout=True, distilled=True),
 ]
+TEACHER_ROW, TEXT, TEXT_KD, LAYOUT, LAYOUT_KD = ROWS
 
 
-def train_args(args: argparse.Namespace, seed: int, run: Path, layout: bool) -> list[str]:
+def teacher_model_name(args: argparse.Namespace) -> str:
+    """The teacher's directory inside its run: a layout-student teacher is that run's student."""
+    return "student" if args.teacher == LAYOUT_STUDENT else "teacher"
+
+
+def train_args(args: argparse.Namespace, seed: int, row: Row, out: Path) -> list[str]:
+    run = out / f"seed{seed}" / row.kind
     common = [
         "--data", args.data, "--seed", str(seed), "--output-dir", str(run), "--report-dir", str(run),
-        "--max-length", str(args.max_length), "--stride", str(args.stride), "--batch-size", str(args.batch_size),
-        "--student", args.student, "--student-lr", str(args.student_lr), "--epochs", str(args.student_epochs),
-        "--holdout-forms", str(args.holdout_forms),
+        "--max-length", str(args.max_length), "--stride", str(args.stride),
+        "--batch-size", str(args.batch_size), "--student", args.student,
+        "--holdout-forms", str(args.holdout_forms), "--box-lr", str(args.box_lr),
+        "--bf16" if args.bf16 else "--no-bf16", *args.train_options,
     ]  # fmt: skip
-    if layout:
-        return [
-            *common,
-            "--stage",
-            "student",
-            "--teacher-dir",
-            str(run.parent / "text" / "teacher"),
-            "--student-layout",
-        ]
-    return [
-        *common, "--teacher", args.teacher, "--teacher-lr", str(args.teacher_lr),
-        "--teacher-epochs", str(args.teacher_epochs),
-    ]  # fmt: skip
+    if row is TEACHER_ROW:
+        if args.teacher == LAYOUT_STUDENT:
+            return [*common, "--stage", "student", "--alpha", "0", "--student-layout",
+                    "--student-lr", str(args.teacher_lr), "--epochs", str(args.teacher_epochs)]  # fmt: skip
+        return [*common, "--stage", "teacher", "--teacher", args.teacher,
+                "--teacher-lr", str(args.teacher_lr), "--teacher-epochs", str(args.teacher_epochs)]  # fmt: skip
+    student = [
+        *common,
+        "--stage",
+        "student",
+        "--student-lr",
+        str(args.student_lr),
+        "--epochs",
+        str(args.student_epochs),
+    ]
+    if row.layout:
+        student.append("--student-layout")
+    if not row.distilled:
+        return [*student, "--alpha", "0"]
+    teacher = out / f"seed{seed}" / TEACHER_ROW.kind / teacher_model_name(args)
+    return [*student, "--teacher-dir", str(teacher), "--alpha", str(args.alpha), "--no-baseline"]
+
+
+def model_name(row: Row, args: argparse.Namespace) -> str:
+    return teacher_model_name(args) if row is TEACHER_ROW else "student"
+
+
+def finished(out: Path, seed: int, row: Row, args: argparse.Namespace) -> bool:
+    path = out / f"seed{seed}" / row.kind / "metrics.json"
+    return path.is_file() and model_name(row, args) in read_json(path).get("models", {})
+
+
+def train_one(args: argparse.Namespace, seed: int, row: Row, out: Path, threads: int) -> None:
+    """One run in a subprocess with its share of the cores; its output goes to the run's train.log."""
+    run = out / f"seed{seed}" / row.kind
+    run.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, "-m", "distill.train", *train_args(args, seed, row, out)]
+    start = time.perf_counter()
+    print(f"start  seed {seed} {row.kind}", flush=True)
+    with open(run / "train.log", "w") as log:
+        code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    if code != 0:
+        raise DistillError(f"training failed (exit {code}); see its train.log", run)
+    print(f"done   seed {seed} {row.kind} in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def run_all(args: argparse.Namespace, out: Path) -> None:
+    """Every unfinished run, `args.jobs` at a time; distilled students start once their teacher is done."""
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        pending: list[Future] = []
+
+        def submit(seed: int, row: Row, after: Future | None = None) -> Future:
+            def job() -> None:
+                if after is not None:
+                    after.result()  # the teacher first; its failure fails this job too
+                if not finished(out, seed, row, args):
+                    train_one(args, seed, row, out, threads)
+
+            future = pool.submit(job)
+            pending.append(future)
+            return future
+
+        teachers = {seed: submit(seed, TEACHER_ROW) for seed in args.seeds}
+        for seed in args.seeds:  # the teacher-free runs, while teachers train
+            submit(seed, TEXT)
+            submit(seed, LAYOUT)
+        for seed in args.seeds:
+            submit(seed, TEXT_KD, teachers[seed])
+            submit(seed, LAYOUT_KD, teachers[seed])
+        for future in pending:
+            future.result()
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -64,41 +150,69 @@ def fmt(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-def collect(out: Path, seeds: Sequence[int]) -> dict[str, list[dict[str, Any]]]:
-    rows: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in ROWS}
-    for seed in seeds:
-        for label, kind, name in ROWS:
-            path = out / f"seed{seed}" / kind / "metrics.json"
-            if not path.is_file():
-                raise DistillError("missing: the run for this seed did not finish", path)
-            rows[label].append(json.loads(path.read_text())["models"][name])
+def int8_record(run: Path, model: str) -> dict[str, Any] | None:
+    """The int8 variant of `model` in the run's export manifest, if it was exported."""
+    path = run / "onnx" / "manifest.json"
+    if not path.is_file():
+        return None
+    variants = read_json(path).get("models", {}).get(model, {}).get("variants", {})
+    return variants.get("int8")
+
+
+def collect(out: Path, args: argparse.Namespace) -> dict[Row, list[dict[str, Any]]]:
+    rows: dict[Row, list[dict[str, Any]]] = {row: [] for row in ROWS}
+    for seed in args.seeds:
+        for row in ROWS:
+            run = out / f"seed{seed}" / row.kind
+            path = run / "metrics.json"
+            if not finished(out, seed, row, args):
+                raise DistillError("missing: this run did not finish", path)
+            record = dict(read_json(path)["models"][model_name(row, args)])
+            record["int8"] = int8_record(run, model_name(row, args))
+            rows[row].append(record)
     return rows
 
 
-def render(rows: dict[str, list[dict[str, Any]]], args: argparse.Namespace, latency: dict[str, str]) -> str:
-    seeds = ", ".join(map(str, args.seeds))
+def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace) -> str:
     split = (
-        f"{args.holdout_forms} held-out training forms (tuning)"
+        f"{args.holdout_forms} held-out training forms (tuning; the test split is not used)"
         if args.holdout_forms
         else "the FUNSD test split (50 forms)"
+    )
+    teacher = (
+        "the layout-aware student's architecture (text + word boxes, no image)"
+        if args.teacher == LAYOUT_STUDENT
+        else f"`{args.teacher}`"
     )
     lines = [
         "# FUNSD: teacher and students, mean ± std over seeds",
         "",
-        f"Data `{args.data}`; scored on {split}; seeds {seeds}; measured on {machine_summary()}.",
-        f"Teacher `{args.teacher}` ({args.teacher_epochs} epochs, lr {args.teacher_lr}); students from `{args.student}` "
-        f"({args.student_epochs} epochs, lr {args.student_lr}); windows of {args.max_length} sub-tokens, stride {args.stride}, "
-        f"batch {args.batch_size}. Distillation: word-level, T = 2, alpha = 0.5.",
+        f"Data `{args.data}`; scored on {split}; seeds {', '.join(map(str, args.seeds))}; "
+        f"measured on {machine_summary()}.",
+        f"Students from `{args.student}` ({args.student_epochs:g} epochs, lr {args.student_lr:g}); "
+        f"teacher: {teacher} from `{args.student}` ({args.teacher_epochs:g} epochs, lr {args.teacher_lr:g}); "
+        f"new box embeddings at lr {args.box_lr:g}; windows of {args.max_length} sub-tokens, stride "
+        f"{args.stride}, batch {args.batch_size}{', bf16 mixed precision' if args.bf16 else ''}. "
+        f"Distillation: word-level, T = 2, alpha = {args.alpha:g}.",
         "",
-        "| model | entity P | entity R | entity F1 | word acc. | params | train time | int8 latency |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | entity P | entity R | entity F1 | word acc. | params | train time | int8 F1 | int8 ΔF1 vs PyTorch | int8 latency (1 batch) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, records in rows.items():
+    for row, records in rows.items():
+        int8 = [r["int8"] for r in records if r.get("int8")]
+        int8_cells = ["not exported"] * 3
+        if int8:
+            int8_cells = [
+                fmt([v["f1"] for v in int8]),
+                fmt([v["delta_f1_points"] for v in int8], 1.0, 2),
+                f"{statistics.fmean(v['latency_ms'] for v in int8):.1f} ms ({len(int8)} seed{'s' * (len(int8) > 1)})",
+            ]
         lines.append(
-            f"| {label} | {fmt([r['precision'] for r in records])} | {fmt([r['recall'] for r in records])} | "
+            f"| {row.label} | {fmt([r['precision'] for r in records])} | {fmt([r['recall'] for r in records])} | "
             f"**{fmt([r['f1'] for r in records])}** | {fmt([r['word_accuracy'] for r in records])} | "
             f"{records[0]['params'] / 1e6:.1f} M | {fmt([r.get('train_seconds', 0.0) for r in records], 1.0, 0)} s | "
-            f"{latency.get(label, 'n/a')} |"
+            + " | ".join(int8_cells)
+            + " |"
         )
     lines += [
         "",
@@ -107,20 +221,21 @@ def render(rows: dict[str, list[dict[str, Any]]], args: argparse.Namespace, late
         "| model | " + " | ".join(ENTITY_TYPES) + " |",
         "|---|" + "---:|" * 3,
     ]
-    for label, records in rows.items():
+    for row, records in rows.items():
         cells = [fmt([r["per_type"][t]["f1"] for r in records]) for t in ENTITY_TYPES]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    f1 = {label: [r["f1"] for r in records] for label, records in rows.items()}
-    layout_gain = [a - b for a, b in zip(f1[ROWS[3][0]], f1[ROWS[1][0]], strict=True)]
-    kd_text = [a - b for a, b in zip(f1[ROWS[2][0]], f1[ROWS[1][0]], strict=True)]
-    kd_layout = [a - b for a, b in zip(f1[ROWS[4][0]], f1[ROWS[3][0]], strict=True)]
+        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+
+    def gain(a: Row, b: Row) -> str:
+        return fmt([x["f1"] - y["f1"] for x, y in zip(rows[a], rows[b], strict=True)])
+
     lines += [
         "",
-        "Differences in F1 points, paired by seed (mean ± std):",
+        "Differences in entity F1 points, paired by seed (mean ± std):",
         "",
-        f"- layout-aware over text-only student: {fmt(layout_gain)}",
-        f"- distillation, text-only student: {fmt(kd_text)}",
-        f"- distillation, layout-aware student: {fmt(kd_layout)}",
+        f"- layout-aware over text-only student: {gain(LAYOUT, TEXT)}",
+        f"- distillation, text-only student: {gain(TEXT_KD, TEXT)}",
+        f"- distillation, layout-aware student: {gain(LAYOUT_KD, LAYOUT)}",
+        f"- teacher over the best plain student: {gain(TEACHER_ROW, LAYOUT)}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -128,20 +243,27 @@ def render(rows: dict[str, list[dict[str, Any]]], args: argparse.Namespace, late
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m distill.funsd_report", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="../shared/data/funsd", help="FUNSD release directory")
+    p.add_argument("--student", required=True, help="student checkpoint: hub id or local directory")
     p.add_argument(
         "--teacher",
-        required=True,
-        help="teacher: a LayoutLMv3 directory/hub id, or a text encoder to start one from",
+        default=LAYOUT_STUDENT,
+        help=f"'{LAYOUT_STUDENT}' (the layout-aware student trained for --teacher-epochs), or a "
+        "LayoutLMv3 hub id / directory, or a text encoder to build a LayoutLMv3 teacher from",
     )
-    p.add_argument("--student", required=True, help="student checkpoint (hub id or directory)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--teacher-epochs", type=float, default=30.0)
-    p.add_argument("--teacher-lr", type=float, default=1e-4)
-    p.add_argument("--student-epochs", type=float, default=20.0)
+    p.add_argument("--teacher-epochs", type=float, default=16.0)
+    p.add_argument("--teacher-lr", type=float, default=2e-4)
+    p.add_argument("--student-epochs", type=float, default=8.0)
     p.add_argument("--student-lr", type=float, default=2e-4)
+    p.add_argument("--box-lr", type=float, default=5e-3, help="learning rate of new box embeddings")
+    p.add_argument("--alpha", type=float, default=0.5, help="distillation weight of the soft targets")
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--stride", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=False, help="bf16 mixed precision"
+    )
+    p.add_argument("--jobs", type=int, default=1, help="runs trained at once (cores are split between them)")
     p.add_argument(
         "--holdout-forms",
         type=int,
@@ -150,29 +272,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output-dir", default="runs/funsd")
     p.add_argument("--report-dir", default="reports")
-    p.add_argument("--latency-json", help="bench JSON to take int8 latencies from (optional)")
+    p.add_argument("--report-only", action="store_true", help="write the report from finished runs")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from distill.train import main as train_main
-
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = build_parser().parse_args(argv[:split])
+    args.train_options = argv[split + 1 :]  # after `--`: passed to every distill.train run
     out = Path(args.output_dir)
     try:
-        for seed in args.seeds:
-            for kind in ("text", "layout"):
-                run = out / f"seed{seed}" / kind
-                if (run / "metrics.json").is_file() and (run / "student-baseline").is_dir():
-                    continue
-                print(f"== seed {seed}: {kind} ==", flush=True)
-                if train_main(train_args(args, seed, run, layout=kind == "layout")) != 0:
-                    return 2
-        latency = json.loads(Path(args.latency_json).read_text()) if args.latency_json else {}
+        if not args.report_only:
+            run_all(args, out)
         name = "funsd.md" if not args.holdout_forms else "funsd-tuning.md"
-        path = atomic.write_text(
-            Path(args.report_dir) / name, render(collect(out, args.seeds), args, latency)
-        )
+        path = atomic.write_text(Path(args.report_dir) / name, render(collect(out, args), args))
     except DistillError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -60,6 +60,9 @@ class Bundle:
     model: PreTrainedModel
     tokenizer: Any
     image_processor: Any | None = None
+    # True where this project added 2-D box embeddings (zero-initialised) to a text encoder: they
+    # have everything to learn, which --box-lr speeds up; a pretrained LayoutLMv3's are left alone.
+    fresh_boxes: bool = False
 
     @property
     def model_type(self) -> str:
@@ -372,7 +375,7 @@ def with_layout(text: Bundle) -> Bundle:
         if text.model.config.model_type == "distilbert":  # DistilBERT has no segment embeddings
             embeddings.token_type_embeddings.weight.zero_()
     model.layout_init_missing = [k for k in missing if "position_embeddings" not in k and "pooler" not in k]
-    return Bundle(model, text.tokenizer)
+    return Bundle(model, text.tokenizer, fresh_boxes=True)
 
 
 # --- a LayoutLMv3 teacher from a text encoder's weights ---------------------------------------
@@ -445,4 +448,4 @@ def layoutlmv3_from_text(text: Bundle) -> Bundle:
         ):
             bias.weight.zero_()
     image_processor = LayoutLMv3ImageProcessor(apply_ocr=False)
-    return Bundle(model, text.tokenizer, image_processor)
+    return Bundle(model, text.tokenizer, image_processor, fresh_boxes=True)

@@ -156,15 +156,19 @@ def run_training(config: TrainConfig) -> Path:
 
     # --- teacher ---
     teacher_epochs = config.teacher_epochs or config.epochs
+    teacher: Bundle | None
     if config.teacher_dir:
         teacher = load_bundle(config.teacher_dir)
         if main and Path(config.teacher_dir).resolve() != (run / TEACHER).resolve():
             teacher.save(run / TEACHER)
     elif (run / TEACHER / "config.json").is_file() and (config.resume or config.stage == "student"):
         teacher = load_bundle(run / TEACHER)  # finished earlier in this run directory
+    elif config.stage == "student" and config.alpha == 0:
+        teacher = None  # plain fine-tuning of the student: no teacher to train, load or score
     elif config.stage == "student":
         raise DistillError(
-            "--stage student needs a fine-tuned teacher: pass --teacher-dir, or train one with --stage teacher",
+            "--stage student needs a fine-tuned teacher: pass --teacher-dir, train one with "
+            "--stage teacher, or fine-tune without distillation (--alpha 0)",
             run,
         )
     else:
@@ -174,13 +178,13 @@ def run_training(config: TrainConfig) -> Path:
             teacher.encoder(config.max_length, config.stride), train, desc="encoding (teacher)"
         )
         result = train_and_save(
-            TEACHER, teacher, windows, config, run, config.teacher_lr, teacher_epochs, distill=False
+            TEACHER, teacher, windows, config, run, config.teacher_lr, teacher_epochs, False, config.box_lr
         )
         if main:
             scores = score_word_logits(gold, word_logits(teacher, test, config, "scoring teacher"))
             metrics["models"][TEACHER] = model_record(teacher, run / TEACHER, scores, result, "teacher")
             save_metrics()
-    if main and TEACHER not in metrics["models"]:
+    if main and teacher is not None and TEACHER not in metrics["models"]:
         scores = score_word_logits(gold, word_logits(teacher, test, config, "scoring teacher"))
         metrics["models"][TEACHER] = model_record(teacher, run / TEACHER, scores, None, "teacher")
 
@@ -190,7 +194,7 @@ def run_training(config: TrainConfig) -> Path:
         if config.baseline and config.alpha > 0:
             plans.append((BASELINE, False))
         targets = None
-        if config.alpha > 0:  # alpha 0 is plain fine-tuning: no teacher targets needed
+        if teacher is not None and config.alpha > 0:  # alpha 0 is plain fine-tuning: no targets
             start = time.perf_counter()
             targets = word_logits(teacher, train, config, "caching teacher logits")
             metrics["teacher_cache_seconds"] = round(time.perf_counter() - start, 2)

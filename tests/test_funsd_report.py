@@ -1,0 +1,42 @@
+"""The FUNSD study command, end to end on synthetic forms and tiny models (two seeds, two jobs)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+from tests.conftest import run_cli
+
+TINY_STUDY = [
+    "-m", "distill.funsd_report", "--data", "synthetic", "--student", "tiny", "--seeds", "0", "1",
+    "--jobs", "2", "--teacher-epochs", "3", "--student-epochs", "2", "--teacher-lr", "2e-3",
+    "--student-lr", "2e-3", "--box-lr", "1e-2", "--max-length", "128", "--stride", "32",
+    "--output-dir", "study", "--report-dir", "reports",
+    "--", "--synthetic-forms", "16", "--max-words", "60",
+]  # fmt: skip
+
+
+def test_study_trains_five_runs_per_seed_and_reports_mean_and_spread(tmp_path: Path) -> None:
+    run_cli(TINY_STUDY, cwd=tmp_path)
+    for seed in (0, 1):
+        runs = tmp_path / "study" / f"seed{seed}"
+        assert sorted(p.name for p in runs.iterdir()) == ["layout", "layout-kd", "teacher", "text", "text-kd"]
+        teacher = json.loads((runs / "teacher" / "metrics.json").read_text())["models"]["student"]
+        assert teacher["layout"] is True, "the default teacher is the layout-aware architecture"
+        kd = json.loads((runs / "layout-kd" / "metrics.json").read_text())
+        assert kd["distillation"]["teacher"] == f"study/seed{seed}/teacher/student"
+        assert kd["models"]["student"]["distilled"] is True and kd["models"]["student"]["layout"] is True
+        plain = json.loads((runs / "text" / "metrics.json").read_text())["models"]
+        assert set(plain) == {"student"} and plain["student"]["distilled"] is False
+        assert tomllib.loads((runs / "text" / "config.toml").read_text())["seed"] == seed
+    report = (tmp_path / "reports" / "funsd.md").read_text()
+    for label in ("| teacher |", "| student, text only |", "| student, layout-aware + distillation |"):
+        assert label in report
+    assert "layout-aware over text-only student:" in report and " ± " in report
+    assert "not exported" in report, "no int8 column is invented before export"
+
+    # A second call reuses every finished run and only rewrites the report.
+    before = (tmp_path / "study" / "seed0" / "text" / "metrics.json").stat().st_mtime_ns
+    run_cli(TINY_STUDY, cwd=tmp_path)
+    assert (tmp_path / "study" / "seed0" / "text" / "metrics.json").stat().st_mtime_ns == before
