@@ -12,7 +12,7 @@ import tomli_w
 
 from distill import atomic
 from distill.errors import DistillError
-from distill.models import STUDENT_DEFAULT, TEACHER_DEFAULT, TINY
+from distill.models import BOX_INITS, STUDENT_DEFAULT, TEACHER_DEFAULT, TINY
 
 HUB_DATASET = "nielsr/funsd-layoutlmv3"
 
@@ -51,10 +51,17 @@ class TrainConfig:
         default=False,
         metadata={"help": "give the student each word's box (LayoutLM from the student's text weights)"},
     )
+    box_init: str = field(
+        default="zero",
+        metadata={
+            "help": "how the layout-aware student's new box embeddings start: zero, sinusoid or random"
+        },
+    )
     teacher_dir: str = field(
         default="",
         metadata={
-            "help": "reuse this fine-tuned teacher (a run's teacher/ directory) instead of training one"
+            "help": "reuse this fine-tuned teacher (a run's teacher/ directory) instead of training one; "
+            "several, comma-separated, make an ensemble teacher (their word logits averaged)"
         },
     )
     stage: str = field(default="all", metadata={"help": "what to train: teacher, student, or all"})
@@ -150,6 +157,8 @@ class TrainConfig:
             raise DistillError(
                 f"--stride ({self.stride}) must be smaller than --max-length ({self.max_length})"
             )
+        if self.box_init not in BOX_INITS:
+            raise DistillError(f"--box-init must be one of {', '.join(BOX_INITS)}, got {self.box_init!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise DistillError(f"--alpha must be within 0..1, got {self.alpha}")
         if self.temperature <= 0:

@@ -1,7 +1,7 @@
 """`python -m distill.funsd_report`: the FUNSD study behind reports/funsd.md, over several seeds.
 
-Per seed, five training runs (each a normal `python -m distill.train` run directory):
-  <out>/seed<N>/teacher    the teacher
+Per seed, four or five training runs (each a normal `python -m distill.train` run directory):
+  <out>/seed<N>/teacher    the teacher, unless it is the default ensemble of the two plain students
   <out>/seed<N>/text       the text-only student, plain fine-tuning
   <out>/seed<N>/layout     the layout-aware student (word boxes, no image), plain fine-tuning
   <out>/seed<N>/text-kd    the text-only student distilled from that seed's teacher
@@ -31,6 +31,7 @@ from distill.machine import machine_summary
 from distill.run_dir import read_json
 from distill.schema import ENTITY_TYPES
 
+ENSEMBLE = "ensemble"  # --teacher value: the seed's plain text and layout students, logits averaged
 LAYOUT_STUDENT = "layout-student"  # --teacher value: the layout-aware student's architecture, trained longer
 
 
@@ -57,13 +58,27 @@ def teacher_model_name(args: argparse.Namespace) -> str:
     return "student" if args.teacher == LAYOUT_STUDENT else "teacher"
 
 
+def teacher_dirs(args: argparse.Namespace, seed: int, out: Path) -> list[Path]:
+    runs = out / f"seed{seed}"
+    if args.teacher == ENSEMBLE:
+        return [runs / TEXT.kind / "student", runs / LAYOUT.kind / "student"]
+    return [runs / TEACHER_ROW.kind / teacher_model_name(args)]
+
+
+def where(row: Row, args: argparse.Namespace) -> tuple[str, str]:
+    """(run, model) holding a row's figures; an ensemble teacher is scored inside the distilled runs."""
+    if row is TEACHER_ROW:
+        return (TEXT_KD.kind, "teacher") if args.teacher == ENSEMBLE else (row.kind, teacher_model_name(args))
+    return row.kind, "student"
+
+
 def train_args(args: argparse.Namespace, seed: int, row: Row, out: Path) -> list[str]:
     run = out / f"seed{seed}" / row.kind
     common = [
         "--data", args.data, "--seed", str(seed), "--output-dir", str(run), "--report-dir", str(run),
         "--max-length", str(args.max_length), "--stride", str(args.stride),
         "--batch-size", str(args.batch_size), "--student", args.student,
-        "--holdout-forms", str(args.holdout_forms), "--box-lr", str(args.box_lr),
+        "--holdout-forms", str(args.holdout_forms), "--box-lr", str(args.box_lr), "--box-init", args.box_init,
         "--bf16" if args.bf16 else "--no-bf16", *args.train_options,
     ]  # fmt: skip
     if row is TEACHER_ROW:
@@ -85,17 +100,14 @@ def train_args(args: argparse.Namespace, seed: int, row: Row, out: Path) -> list
         student.append("--student-layout")
     if not row.distilled:
         return [*student, "--alpha", "0"]
-    teacher = out / f"seed{seed}" / TEACHER_ROW.kind / teacher_model_name(args)
-    return [*student, "--teacher-dir", str(teacher), "--alpha", str(args.alpha), "--no-baseline"]
-
-
-def model_name(row: Row, args: argparse.Namespace) -> str:
-    return teacher_model_name(args) if row is TEACHER_ROW else "student"
+    teacher = ",".join(str(path) for path in teacher_dirs(args, seed, out))
+    return [*student, "--teacher-dir", teacher, "--alpha", str(args.alpha), "--no-baseline"]
 
 
 def finished(out: Path, seed: int, row: Row, args: argparse.Namespace) -> bool:
-    path = out / f"seed{seed}" / row.kind / "metrics.json"
-    return path.is_file() and model_name(row, args) in read_json(path).get("models", {})
+    kind, model = (row.kind, "student") if row is not TEACHER_ROW else where(row, args)
+    path = out / f"seed{seed}" / kind / "metrics.json"
+    return path.is_file() and model in read_json(path).get("models", {})
 
 
 def train_one(args: argparse.Namespace, seed: int, row: Row, out: Path, threads: int) -> None:
@@ -119,10 +131,10 @@ def run_all(args: argparse.Namespace, out: Path) -> None:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         pending: list[Future] = []
 
-        def submit(seed: int, row: Row, after: Future | None = None) -> Future:
+        def submit(seed: int, row: Row, after: Sequence[Future] = ()) -> Future:
             def job() -> None:
-                if after is not None:
-                    after.result()  # the teacher first; its failure fails this job too
+                for teacher in after:
+                    teacher.result()  # the teacher first; its failure fails this job too
                 if not finished(out, seed, row, args):
                     train_one(args, seed, row, out, threads)
 
@@ -130,13 +142,18 @@ def run_all(args: argparse.Namespace, out: Path) -> None:
             pending.append(future)
             return future
 
-        teachers = {seed: submit(seed, TEACHER_ROW) for seed in args.seeds}
-        for seed in args.seeds:  # the teacher-free runs, while teachers train
-            submit(seed, TEXT)
-            submit(seed, LAYOUT)
+        # Teachers and plain students first, distilled students last (each waits for its teacher),
+        # so that no worker waits on a job that has not started.
+        ready: dict[int, list[Future]] = {}
         for seed in args.seeds:
-            submit(seed, TEXT_KD, teachers[seed])
-            submit(seed, LAYOUT_KD, teachers[seed])
+            if args.teacher != ENSEMBLE:
+                ready[seed] = [submit(seed, TEACHER_ROW)]
+        for seed in args.seeds:
+            plain = [submit(seed, TEXT), submit(seed, LAYOUT)]
+            ready.setdefault(seed, plain)
+        for seed in args.seeds:
+            submit(seed, TEXT_KD, ready[seed])
+            submit(seed, LAYOUT_KD, ready[seed])
         for future in pending:
             future.result()
 
@@ -163,13 +180,17 @@ def collect(out: Path, args: argparse.Namespace) -> dict[Row, list[dict[str, Any
     rows: dict[Row, list[dict[str, Any]]] = {row: [] for row in ROWS}
     for seed in args.seeds:
         for row in ROWS:
-            run = out / f"seed{seed}" / row.kind
+            kind, model = where(row, args)
+            run = out / f"seed{seed}" / kind
             path = run / "metrics.json"
             if not finished(out, seed, row, args):
                 raise DistillError("missing: this run did not finish", path)
-            record = dict(read_json(path)["models"][model_name(row, args)])
-            record["int8"] = int8_record(run, model_name(row, args))
+            record = dict(read_json(path)["models"][model])
+            record["int8"] = int8_record(run, model) if row is not TEACHER_ROW or kind == "teacher" else None
             rows[row].append(record)
+        if args.teacher == ENSEMBLE:  # an ensemble costs what its members cost
+            members = [rows[TEXT][-1], rows[LAYOUT][-1]]
+            rows[TEACHER_ROW][-1]["train_seconds"] = sum(m.get("train_seconds", 0.0) for m in members)
     return rows
 
 
@@ -179,19 +200,19 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace) -> s
         if args.holdout_forms
         else "the FUNSD test split (50 forms)"
     )
-    teacher = (
-        "the layout-aware student's architecture (text + word boxes, no image)"
-        if args.teacher == LAYOUT_STUDENT
-        else f"`{args.teacher}`"
-    )
+    teacher = {
+        ENSEMBLE: "an ensemble of the seed's plain text-only and layout-aware students (word logits averaged)",
+        LAYOUT_STUDENT: f"the layout-aware student's architecture trained for {args.teacher_epochs:g} epochs "
+        f"at lr {args.teacher_lr:g}",
+    }.get(args.teacher, f"`{args.teacher}` ({args.teacher_epochs:g} epochs, lr {args.teacher_lr:g})")
     lines = [
         "# FUNSD: teacher and students, mean ± std over seeds",
         "",
         f"Data `{args.data}`; scored on {split}; seeds {', '.join(map(str, args.seeds))}; "
         f"measured on {machine_summary()}.",
         f"Students from `{args.student}` ({args.student_epochs:g} epochs, lr {args.student_lr:g}); "
-        f"teacher: {teacher} from `{args.student}` ({args.teacher_epochs:g} epochs, lr {args.teacher_lr:g}); "
-        f"new box embeddings at lr {args.box_lr:g}; windows of {args.max_length} sub-tokens, stride "
+        f"teacher: {teacher}; "
+        f"new box embeddings start {args.box_init}, lr {args.box_lr:g}; windows of {args.max_length} sub-tokens, stride "
         f"{args.stride}, batch {args.batch_size}{', bf16 mixed precision' if args.bf16 else ''}. "
         f"Distillation: word-level, T = 2, alpha = {args.alpha:g}.",
         "",
@@ -246,16 +267,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", required=True, help="student checkpoint: hub id or local directory")
     p.add_argument(
         "--teacher",
-        default=LAYOUT_STUDENT,
-        help=f"'{LAYOUT_STUDENT}' (the layout-aware student trained for --teacher-epochs), or a "
+        default=ENSEMBLE,
+        help=f"'{ENSEMBLE}' (each seed's plain text-only and layout-aware students, averaged), "
+        f"'{LAYOUT_STUDENT}' (the layout-aware student trained for --teacher-epochs), or a "
         "LayoutLMv3 hub id / directory, or a text encoder to build a LayoutLMv3 teacher from",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--teacher-epochs", type=float, default=16.0)
     p.add_argument("--teacher-lr", type=float, default=2e-4)
-    p.add_argument("--student-epochs", type=float, default=8.0)
+    p.add_argument("--student-epochs", type=float, default=10.0)
     p.add_argument("--student-lr", type=float, default=2e-4)
-    p.add_argument("--box-lr", type=float, default=5e-3, help="learning rate of new box embeddings")
+    p.add_argument(
+        "--box-lr", type=float, default=0.0, help="learning rate of new box embeddings (0: --student-lr)"
+    )
+    p.add_argument("--box-init", default="zero", help="new box embeddings start: zero, sinusoid or random")
     p.add_argument("--alpha", type=float, default=0.5, help="distillation weight of the soft targets")
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--stride", type=int, default=128)

@@ -223,14 +223,18 @@ def build_teacher(name: str, train_words: list[str], tokenizer_dir: Path | None 
 
 
 def build_student(
-    name: str, train_words: list[str], layout: bool = False, tokenizer_dir: Path | None = None
+    name: str,
+    train_words: list[str],
+    layout: bool = False,
+    tokenizer_dir: Path | None = None,
+    box_init: str = "zero",
 ) -> Bundle:
     """`tokenizer_dir`: where the tiny preset keeps its trained tokenizer (see trained_once)."""
     if name == TINY:
         bundle = tiny_student(train_words, tokenizer_dir)
     else:
         bundle = _from_pretrained(name, "student", teacher=False)
-    return with_layout(bundle) if layout else bundle
+    return with_layout(bundle, box_init) if layout else bundle
 
 
 def load_preprocessing(path: str | Path) -> tuple[str, Any, Any | None]:
@@ -351,27 +355,59 @@ def _text_to_layoutlm_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
     return out
 
 
-def with_layout(text: Bundle) -> Bundle:
+BOX_INITS = ("zero", "sinusoid", "random")
+
+
+def sinusoid_box_table(rows: int, dim: int, row_norm: float, generator: torch.Generator) -> torch.Tensor:
+    """Smooth, distinct embeddings of coordinates 0..rows-1 for a 2-D box table.
+
+    Transformer sinusoids (nearby coordinates get nearby rows, so rarely seen coordinates borrow
+    from their neighbours), turned by a random rotation per table so that x, y, h and w do not
+    collide in the sum LayoutLM takes, scaled to `row_norm`.
+    """
+    position = torch.arange(rows, dtype=torch.float32)[:, None]
+    frequency = 1.0 / 10000 ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+    table = torch.zeros(rows, dim)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)[:, : dim // 2]
+    rotation, _ = torch.linalg.qr(torch.randn(dim, dim, generator=generator))
+    table = table @ rotation
+    return table * (row_norm / table.norm(dim=1, keepdim=True))
+
+
+def with_layout(text: Bundle, box_init: str = "zero") -> Bundle:
     """The same student with each word's box: LayoutLM (v1) initialised from the text weights.
 
     LayoutLM is BERT plus 2-D position embeddings of the word boxes; it never sees the image.
-    The 2-D embeddings start at zero, so before training the layout student computes exactly
-    what the text student does, and learns how much layout to use.
+    `box_init` sets those new embeddings: "zero" (the layout student first computes exactly what
+    the text student does, and learns how much layout to use), "sinusoid" (smooth and distinct
+    from the start, see sinusoid_box_table; the six rows a token looks up sum to about the norm of
+    one of the encoder's 1-D position embeddings), or "random" (LayoutLM's own initialiser).
     """
+    if box_init not in BOX_INITS:
+        raise DistillError(f"unknown box initialisation {box_init!r}; choose one of {', '.join(BOX_INITS)}")
     config = _layoutlm_config(text.model.config)
     model = LayoutLMForTokenClassification(config)
     missing, unexpected = model.load_state_dict(_text_to_layoutlm_state(text.model), strict=False)
     if unexpected:
         raise DistillError(f"could not map the student's weights to LayoutLM: unexpected {unexpected[:3]}")
     embeddings = model.layoutlm.embeddings
+    tables = (
+        embeddings.x_position_embeddings,
+        embeddings.y_position_embeddings,
+        embeddings.h_position_embeddings,
+        embeddings.w_position_embeddings,
+    )
     with torch.no_grad():
-        for table in (
-            embeddings.x_position_embeddings,
-            embeddings.y_position_embeddings,
-            embeddings.h_position_embeddings,
-            embeddings.w_position_embeddings,
-        ):
-            table.weight.zero_()
+        generator = torch.Generator().manual_seed(0)
+        # x0, y0, x1, y1, h, w: six rows per token
+        row_norm = float(embeddings.position_embeddings.weight.norm(dim=1).mean()) / 6**0.5
+        for table in tables:
+            if box_init == "zero":
+                table.weight.zero_()
+            elif box_init == "sinusoid":
+                rows, dim = table.weight.shape
+                table.weight.copy_(sinusoid_box_table(rows, dim, row_norm, generator))
         if text.model.config.model_type == "distilbert":  # DistilBERT has no segment embeddings
             embeddings.token_type_embeddings.weight.zero_()
     model.layout_init_missing = [k for k in missing if "position_embeddings" not in k and "pooler" not in k]

@@ -80,6 +80,34 @@ def word_logits(bundle: Bundle, split: datasets.Dataset, config: TrainConfig, de
     )
 
 
+def ensemble_word_logits(
+    members: list[Bundle], split: datasets.Dataset, config: TrainConfig, desc: str
+) -> list[np.ndarray]:
+    """The members' word logits, averaged form by form.
+
+    Word-level targets make this possible across models that tokenise differently: every member
+    yields one row per word, whatever its sub-tokens.
+    """
+    per_member = [
+        word_logits(m, split, config, f"{desc} ({i + 1}/{len(members)})") for i, m in enumerate(members)
+    ]
+    if len(members) == 1:
+        return per_member[0]
+    return [np.mean(np.stack(forms), axis=0) for forms in zip(*per_member, strict=True)]
+
+
+def ensemble_record(members: list[Bundle], paths: list[str], scores: dict) -> dict[str, Any]:
+    return {
+        "role": "teacher",
+        "model_type": "ensemble",
+        "architecture": "ensemble of " + ", ".join(type(m.model).__name__ for m in members),
+        "members": paths,
+        "params": int(sum(p.numel() for m in members for p in m.model.parameters())),
+        "size_bytes": sum(dir_size(Path(path)) for path in paths),
+        **scores,
+    }
+
+
 def model_record(
     bundle: Bundle, path: Path, scores: dict, fit_result: FitResult | None, role: str
 ) -> dict[str, Any]:
@@ -156,15 +184,21 @@ def run_training(config: TrainConfig) -> Path:
 
     # --- teacher ---
     teacher_epochs = config.teacher_epochs or config.epochs
-    teacher: Bundle | None
-    if config.teacher_dir:
-        teacher = load_bundle(config.teacher_dir)
-        if main and Path(config.teacher_dir).resolve() != (run / TEACHER).resolve():
-            teacher.save(run / TEACHER)
+    teachers: list[Bundle] = []  # one model, or the members of an ensemble (--teacher-dir A,B)
+    members = [d for d in config.teacher_dir.split(",") if d]
+    if len(members) > 1:
+        teachers = [load_bundle(d) for d in members]
+        if main and TEACHER not in metrics["models"]:
+            scores = score_word_logits(gold, ensemble_word_logits(teachers, test, config, "scoring teacher"))
+            metrics["models"][TEACHER] = ensemble_record(teachers, members, scores)
+    elif members:
+        teachers = [load_bundle(members[0])]
+        if main and Path(members[0]).resolve() != (run / TEACHER).resolve():
+            teachers[0].save(run / TEACHER)
     elif (run / TEACHER / "config.json").is_file() and (config.resume or config.stage == "student"):
-        teacher = load_bundle(run / TEACHER)  # finished earlier in this run directory
+        teachers = [load_bundle(run / TEACHER)]  # finished earlier in this run directory
     elif config.stage == "student" and config.alpha == 0:
-        teacher = None  # plain fine-tuning of the student: no teacher to train, load or score
+        pass  # plain fine-tuning of the student: no teacher to train, load or score
     elif config.stage == "student":
         raise DistillError(
             "--stage student needs a fine-tuned teacher: pass --teacher-dir, train one with "
@@ -180,13 +214,14 @@ def run_training(config: TrainConfig) -> Path:
         result = train_and_save(
             TEACHER, teacher, windows, config, run, config.teacher_lr, teacher_epochs, False, config.box_lr
         )
+        teachers = [teacher]
         if main:
             scores = score_word_logits(gold, word_logits(teacher, test, config, "scoring teacher"))
             metrics["models"][TEACHER] = model_record(teacher, run / TEACHER, scores, result, "teacher")
             save_metrics()
-    if main and teacher is not None and TEACHER not in metrics["models"]:
-        scores = score_word_logits(gold, word_logits(teacher, test, config, "scoring teacher"))
-        metrics["models"][TEACHER] = model_record(teacher, run / TEACHER, scores, None, "teacher")
+    if main and len(teachers) == 1 and TEACHER not in metrics["models"]:
+        scores = score_word_logits(gold, word_logits(teachers[0], test, config, "scoring teacher"))
+        metrics["models"][TEACHER] = model_record(teachers[0], run / TEACHER, scores, None, "teacher")
 
     # --- students ---
     if config.stage in ("student", "all"):
@@ -194,9 +229,9 @@ def run_training(config: TrainConfig) -> Path:
         if config.baseline and config.alpha > 0:
             plans.append((BASELINE, False))
         targets = None
-        if teacher is not None and config.alpha > 0:  # alpha 0 is plain fine-tuning: no targets
+        if teachers and config.alpha > 0:  # alpha 0 is plain fine-tuning: no targets
             start = time.perf_counter()
-            targets = word_logits(teacher, train, config, "caching teacher logits")
+            targets = ensemble_word_logits(teachers, train, config, "caching teacher logits")
             metrics["teacher_cache_seconds"] = round(time.perf_counter() - start, 2)
         metrics["distillation"] = {
             "temperature": config.temperature,
@@ -207,7 +242,9 @@ def run_training(config: TrainConfig) -> Path:
             if (run / name / "config.json").is_file() and config.resume and name in metrics["models"]:
                 continue  # finished before an interruption
             set_seed(config.seed)  # the same initialisation for the distilled and the baseline student
-            student = build_student(config.student, words, config.student_layout, run / TOKENIZERS / STUDENT)
+            student = build_student(
+                config.student, words, config.student_layout, run / TOKENIZERS / STUDENT, config.box_init
+            )
             encoder = student.encoder(config.max_length, config.stride)
             windows = encode_split(encoder, train, targets if distill else None, desc=f"encoding ({name})")
             result = train_and_save(

@@ -38,6 +38,13 @@ MANIFEST = "manifest.json"
 INT8_FEATURES = ("avx512_vnni", "avx_vnni", "amx_int8", "avx512bw", "avx2")
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except None ones: their help already says what None means."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def _choices(value: str | None, valid: Sequence[str], what: str) -> list[str] | None:
     """A comma-separated option checked against `valid`; None when not given."""
     if value is None:
@@ -56,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m export.onnx",
         description="Export a run's teacher and students to ONNX (fp32, fp32-optimized, int8, fp16), check each "
         "against PyTorch, score it on the test split, and write onnx/manifest.json and export.md.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--run-dir", default=None, help="run directory to export (default: runs/latest)")
     parser.add_argument(

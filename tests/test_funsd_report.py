@@ -8,13 +8,17 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 
-TINY_STUDY = [
-    "-m", "distill.funsd_report", "--data", "synthetic", "--student", "tiny", "--seeds", "0", "1",
-    "--jobs", "2", "--teacher-epochs", "3", "--student-epochs", "2", "--teacher-lr", "2e-3",
-    "--student-lr", "2e-3", "--box-lr", "1e-2", "--max-length", "128", "--stride", "32",
-    "--output-dir", "study", "--report-dir", "reports",
-    "--", "--synthetic-forms", "16", "--max-words", "60",
-]  # fmt: skip
+
+def tiny_study(*options: str) -> list[str]:
+    return [
+        "-m", "distill.funsd_report", "--data", "synthetic", "--student", "tiny", "--jobs", "2",
+        "--teacher-epochs", "3", "--student-epochs", "2", "--teacher-lr", "2e-3", "--student-lr", "2e-3",
+        "--box-lr", "1e-2", "--max-length", "128", "--stride", "32", "--output-dir", "study",
+        "--report-dir", "reports", *options, "--", "--synthetic-forms", "16", "--max-words", "60",
+    ]  # fmt: skip
+
+
+TINY_STUDY = tiny_study("--teacher", "layout-student", "--seeds", "0", "1")
 
 
 def test_study_trains_five_runs_per_seed_and_reports_mean_and_spread(tmp_path: Path) -> None:
@@ -40,3 +44,13 @@ def test_study_trains_five_runs_per_seed_and_reports_mean_and_spread(tmp_path: P
     before = (tmp_path / "study" / "seed0" / "text" / "metrics.json").stat().st_mtime_ns
     run_cli(TINY_STUDY, cwd=tmp_path)
     assert (tmp_path / "study" / "seed0" / "text" / "metrics.json").stat().st_mtime_ns == before
+
+
+def test_default_teacher_is_the_ensemble_of_each_seeds_plain_students(tmp_path: Path) -> None:
+    run_cli(tiny_study("--seeds", "0"), cwd=tmp_path)
+    runs = tmp_path / "study" / "seed0"
+    assert sorted(p.name for p in runs.iterdir()) == ["layout", "layout-kd", "text", "text-kd"]
+    teacher = json.loads((runs / "text-kd" / "metrics.json").read_text())["models"]["teacher"]
+    assert teacher["members"] == ["study/seed0/text/student", "study/seed0/layout/student"]
+    report = (tmp_path / "reports" / "funsd.md").read_text()
+    assert "an ensemble of the seed's plain text-only and layout-aware students" in report

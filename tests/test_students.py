@@ -138,3 +138,21 @@ def test_box_lr_puts_only_the_box_embeddings_on_their_own_rate(tmp_path: Path) -
         assert lr_of[id(parameter)] == (3e-3 if name in boxes else 1e-4), name
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
     assert {g["weight_decay"] for g in optimizer.param_groups} == {0.0, 0.01}, "biases and norms stay undecayed"
+
+
+def test_box_initialisations_differ_as_documented() -> None:
+    from distill.errors import DistillError
+
+    text = tiny_student(WORDS)
+    tables = {init: with_layout(text, init).model.layoutlm.embeddings for init in ("zero", "sinusoid", "random")}
+    assert float(tables["zero"].x_position_embeddings.weight.abs().max()) == 0.0
+    sinusoid = tables["sinusoid"]
+    x, y = sinusoid.x_position_embeddings.weight, sinusoid.y_position_embeddings.weight
+    near, far = (x[500] - x[501]).norm(), (x[500] - x[900]).norm()
+    assert near < far / 3, "nearby coordinates get nearby rows"
+    assert abs(float(torch.cosine_similarity(x[500:501], y[500:501]))) < 0.5, "x and y do not collide"
+    row_norm = float(sinusoid.position_embeddings.weight.norm(dim=1).mean()) / 6**0.5
+    np.testing.assert_allclose(x.norm(dim=1).detach().numpy(), row_norm, rtol=1e-4)
+    assert float(tables["random"].x_position_embeddings.weight.std()) > 0.01
+    with pytest.raises(DistillError, match="sinusoid"):
+        with_layout(text, "gaussian")

@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from distill.config import TrainConfig
@@ -153,3 +154,30 @@ def test_torchrun_two_processes_on_cpu(tmp_path: Path) -> None:
     assert_students_share_one_vocabulary(tmp_path / "ddp")
     for name, record in metrics["models"].items():
         assert record["world_size"] == 2, f"{name} trained with DDP across both processes"
+
+
+def test_an_ensemble_of_teachers_with_different_tokenisers_distils_one_student(
+    quickstart_run: Path, tmp_path: Path
+) -> None:
+    from distill.config import TrainConfig
+    from distill.data import load_source
+    from distill.models import load_bundle
+    from distill.pipeline import ensemble_word_logits, word_logits
+
+    members = [str(quickstart_run / "teacher"), str(quickstart_run / "student")]  # BPE and WordPiece
+    args = [*SMALL, "--stage", "student", "--teacher-dir", ",".join(members), "--no-baseline"]
+    run_cli(["-m", "distill.train", *args, "--output-dir", "ens"], cwd=tmp_path)
+    metrics = json.loads((tmp_path / "ens" / "metrics.json").read_text())
+    teacher = metrics["models"]["teacher"]
+    assert teacher["model_type"] == "ensemble" and teacher["members"] == members
+    assert 0.0 <= teacher["f1"] <= 1.0 and metrics["models"]["student"]["distilled"] is True
+    assert not (tmp_path / "ens" / "teacher").exists(), "members stay where they are"
+
+    config = TrainConfig(max_length=128, stride=32)
+    forms = load_source("synthetic", synthetic_forms=6, max_words=40)["test"]
+    bundles = [load_bundle(m) for m in members]
+    mean = ensemble_word_logits(bundles, forms, config, "test")
+    each = [word_logits(b, forms, config, "test") for b in bundles]
+    for i, form in enumerate(forms):
+        assert mean[i].shape == (len(form["tokens"]), each[0][i].shape[1])
+        np.testing.assert_allclose(mean[i], (each[0][i] + each[1][i]) / 2, rtol=1e-5, atol=1e-6)
