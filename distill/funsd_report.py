@@ -246,9 +246,17 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace) -> s
         cells = [fmt([r["per_type"][t]["f1"] for r in records]) for t in ENTITY_TYPES]
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
 
-    def gain(a: Row, b: Row) -> str:
-        return fmt([x["f1"] - y["f1"] for x, y in zip(rows[a], rows[b], strict=True)])
+    def diffs(a: Row, b: Row) -> list[float]:
+        return [(x["f1"] - y["f1"]) * 100.0 for x, y in zip(rows[a], rows[b], strict=True)]
 
+    def gain(a: Row, b: Row) -> str:
+        return fmt(diffs(a, b), 1.0)
+
+    plain = [TEXT, LAYOUT]
+    best_plain = max(plain, key=lambda row: statistics.fmean(r["f1"] for r in rows[row]))
+    students = [TEXT, TEXT_KD, LAYOUT, LAYOUT_KD]
+    best = max(students, key=lambda row: statistics.fmean(r["f1"] for r in rows[row]))
+    best_int8 = [r["int8"]["delta_f1_points"] for r in rows[best] if r.get("int8")]
     lines += [
         "",
         "Differences in entity F1 points, paired by seed (mean ± std):",
@@ -256,9 +264,32 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace) -> s
         f"- layout-aware over text-only student: {gain(LAYOUT, TEXT)}",
         f"- distillation, text-only student: {gain(TEXT_KD, TEXT)}",
         f"- distillation, layout-aware student: {gain(LAYOUT_KD, LAYOUT)}",
-        f"- teacher over the best plain student: {gain(TEACHER_ROW, LAYOUT)}",
+        f"- teacher over the better plain student ({best_plain.label}): {gain(TEACHER_ROW, best_plain)}",
+        "",
+        "Against the targets (means over seeds):",
+        "",
+        verdict(
+            "layout-aware student ≥ text-only + 5 F1 points", statistics.fmean(diffs(LAYOUT, TEXT)) >= 5.0
+        ),
+        verdict(
+            "the teacher beats both plain students",
+            min(statistics.fmean(diffs(TEACHER_ROW, r)) for r in plain) > 0,
+        ),
+        verdict("distillation raises the text-only student", statistics.fmean(diffs(TEXT_KD, TEXT)) > 0),
+        verdict(
+            "distillation raises the layout-aware student", statistics.fmean(diffs(LAYOUT_KD, LAYOUT)) > 0
+        ),
+        verdict(
+            f"int8 of the best student ({best.label}) loses ≤ 1.0 F1 point",
+            bool(best_int8) and statistics.fmean(best_int8) >= -1.0,
+            "" if best_int8 else " (not exported yet)",
+        ),
     ]
     return "\n".join(lines) + "\n"
+
+
+def verdict(claim: str, held: bool, note: str = "") -> str:
+    return f"- {'met' if held else '**not met**'}: {claim}{note}"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,6 +39,7 @@ def test_study_trains_five_runs_per_seed_and_reports_mean_and_spread(tmp_path: P
         assert label in report
     assert "layout-aware over text-only student:" in report and " ± " in report
     assert "not exported" in report, "no int8 column is invented before export"
+    assert "int8 of the best student" in report and "(not exported yet)" in report
 
     # A second call reuses every finished run and only rewrites the report.
     before = (tmp_path / "study" / "seed0" / "text" / "metrics.json").stat().st_mtime_ns

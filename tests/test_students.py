@@ -20,15 +20,21 @@ WORDS = "Date Name Phone Company Amount Total Reynolds Tobacco invoice approved"
 SMALL = ["--preset", "quickstart", "--synthetic-forms", "12", "--max-words", "60", "--epochs", "1"]
 
 
-def tiny_bert(tmp_path: Path) -> Path:
-    """A BERT-family student built from a small config, saved as a local model directory."""
+def tiny_checkpoint(
+    tmp_path: Path, config_class: type = BertConfig, model_class: type = BertForTokenClassification
+) -> Path:
+    """A small encoder (BERT unless told) built from a config, saved as a local model directory."""
     tokenizer = tiny_student(WORDS).tokenizer
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)  # fmt: skip
-    path = tmp_path / "tiny-bert"
-    BertForTokenClassification(config).save_pretrained(path)
+    config = config_class(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                          intermediate_size=64, max_position_embeddings=512)  # fmt: skip
+    path = tmp_path / f"tiny-{config.model_type}"
+    model_class(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def tiny_bert(tmp_path: Path) -> Path:
+    return tiny_checkpoint(tmp_path)
 
 
 def logits(bundle: Bundle, words: list[str], boxes: list[list[int]]) -> torch.Tensor:
@@ -114,12 +120,7 @@ def test_a_layoutlm_checkpoint_as_student_gets_the_boxes_without_student_layout(
     """What a user with the hub does for a pretrained layout student (microsoft/layoutlm-base-uncased)."""
     from transformers import LayoutLMConfig, LayoutLMForTokenClassification
 
-    tokenizer = tiny_student(WORDS).tokenizer
-    config = LayoutLMConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                            intermediate_size=64, max_position_embeddings=512)  # fmt: skip
-    path = tmp_path / "tiny-layoutlm"
-    LayoutLMForTokenClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    path = tiny_checkpoint(tmp_path, LayoutLMConfig, LayoutLMForTokenClassification)
     args = [*SMALL, "--student", str(path), "--stage", "student", "--alpha", "0", "--output-dir", "run"]
     run_cli(["-m", "distill.train", *args], cwd=tmp_path)
     bundle = load_bundle(tmp_path / "run" / "student")
@@ -155,14 +156,18 @@ def test_box_lr_puts_only_the_box_embeddings_on_their_own_rate(tmp_path: Path) -
     for name, parameter in model.named_parameters():
         assert lr_of[id(parameter)] == (3e-3 if name in boxes else 1e-4), name
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
-    assert {g["weight_decay"] for g in optimizer.param_groups} == {0.0, 0.01}, "biases and norms stay undecayed"
+    assert {g["weight_decay"] for g in optimizer.param_groups} == {0.0, 0.01}, (
+        "biases and norms stay undecayed"
+    )
 
 
 def test_box_initialisations_differ_as_documented() -> None:
     from distill.errors import DistillError
 
     text = tiny_student(WORDS)
-    tables = {init: with_layout(text, init).model.layoutlm.embeddings for init in ("zero", "sinusoid", "random")}
+    tables = {
+        init: with_layout(text, init).model.layoutlm.embeddings for init in ("zero", "sinusoid", "random")
+    }
     assert float(tables["zero"].x_position_embeddings.weight.abs().max()) == 0.0
     sinusoid = tables["sinusoid"]
     x, y = sinusoid.x_position_embeddings.weight, sinusoid.y_position_embeddings.weight
