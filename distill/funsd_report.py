@@ -216,7 +216,7 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace) -> s
         f"{args.stride}, batch {args.batch_size}{', bf16 mixed precision' if args.bf16 else ''}. "
         f"Distillation: word-level, T = 2, alpha = {args.alpha:g}.",
         "",
-        "| model | entity P | entity R | entity F1 | word acc. | params | train time | int8 F1 | int8 ΔF1 vs PyTorch | int8 latency (1 batch) |",
+        "| model | entity P | entity R | entity F1 | word acc. | params | train time | int8 F1 | int8 ΔF1 vs PyTorch | int8 latency (first eval batch, 8 windows, fastest of 10) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row, records in rows.items():
