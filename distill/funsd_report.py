@@ -212,7 +212,7 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace) -> s
         f"measured on {machine_summary()}.",
         f"Students from `{args.student}` ({args.student_epochs:g} epochs, lr {args.student_lr:g}); "
         f"teacher: {teacher}; "
-        f"new box embeddings start {args.box_init}, lr {args.box_lr:g}; windows of {args.max_length} sub-tokens, stride "
+        f"new box embeddings start {args.box_init}, lr {args.box_lr or args.student_lr:g}; windows of {args.max_length} sub-tokens, stride "
         f"{args.stride}, batch {args.batch_size}{', bf16 mixed precision' if args.bf16 else ''}. "
         f"Distillation: word-level, T = 2, alpha = {args.alpha:g}.",
         "",
@@ -236,6 +236,11 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace) -> s
             + " |"
         )
     lines += [
+        "",
+        "int8 columns: `python -m export.onnx --models student` on each run (the fastest attempt within "
+        "the 1-point budget); ΔF1 is against that export's own PyTorch score, taken at batch 8, which "
+        "can differ from the training-time score (batch 16) by up to about 0.2 points through padding "
+        "numerics on near-tied words.",
         "",
         "Entity F1 per type:",
         "",
