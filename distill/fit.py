@@ -12,7 +12,7 @@ from transformers import Trainer, TrainingArguments
 
 from distill.config import TrainConfig
 from distill.distillation import DistillationTrainer, WindowCollator, WindowDataset
-from distill.models import Bundle
+from distill.models import BOX_TABLES, Bundle
 from distill.predict import model_input_names
 
 CHECKPOINTS = "checkpoints"
@@ -55,16 +55,8 @@ def freeze_gradient_free(model: torch.nn.Module) -> None:
             parameter.requires_grad_(False)
 
 
-BOX_EMBEDDINGS = (
-    "x_position_embeddings",
-    "y_position_embeddings",
-    "h_position_embeddings",
-    "w_position_embeddings",
-)
-
-
 def box_parameter_names(model: torch.nn.Module) -> set[str]:
-    return {name for name, _ in model.named_parameters() if any(part in name for part in BOX_EMBEDDINGS)}
+    return {name for name, _ in model.named_parameters() if any(part in name for part in BOX_TABLES)}
 
 
 def optimizer_with_box_lr(trainer: Trainer, box_lr: float) -> torch.optim.Optimizer:

@@ -60,3 +60,8 @@ def package_versions(names: tuple[str, ...]) -> dict[str, str]:
             out[name] = version if dist == name else f"{version} ({dist})"
             break
     return out
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun / accelerate launch (or the only process): the one that writes."""
+    return int(os.environ.get("RANK", "0")) == 0

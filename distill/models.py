@@ -8,7 +8,6 @@ code as the real one.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -36,6 +35,7 @@ from transformers import (
 
 from distill import atomic
 from distill.errors import DistillError
+from distill.machine import is_main_process
 from distill.schema import ID2LABEL, LABEL2ID
 from distill.windows import IMAGE_MODEL_TYPES, WindowEncoder
 
@@ -137,7 +137,7 @@ def trained_once(train: Callable[[], Any], directory: Path | None, wait_seconds:
     directory = Path(directory)
     done = directory / "tokenizer.json"
     if not done.is_file():
-        if int(os.environ.get("RANK", "0")) == 0:
+        if is_main_process():
             with atomic.directory(directory) as tmp:
                 train().save_pretrained(tmp)
         else:
@@ -356,6 +356,17 @@ def _text_to_layoutlm_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
 
 
 BOX_INITS = ("zero", "sinusoid", "random")
+# The 2-D box embedding tables, by the same names in LayoutLM and LayoutLMv3.
+BOX_TABLES = (
+    "x_position_embeddings",
+    "y_position_embeddings",
+    "h_position_embeddings",
+    "w_position_embeddings",
+)
+
+
+def box_tables(embeddings: torch.nn.Module) -> list[torch.nn.Embedding]:
+    return [getattr(embeddings, name) for name in BOX_TABLES]
 
 
 def sinusoid_box_table(rows: int, dim: int, row_norm: float, generator: torch.Generator) -> torch.Tensor:
@@ -392,17 +403,11 @@ def with_layout(text: Bundle, box_init: str = "zero") -> Bundle:
     if unexpected:
         raise DistillError(f"could not map the student's weights to LayoutLM: unexpected {unexpected[:3]}")
     embeddings = model.layoutlm.embeddings
-    tables = (
-        embeddings.x_position_embeddings,
-        embeddings.y_position_embeddings,
-        embeddings.h_position_embeddings,
-        embeddings.w_position_embeddings,
-    )
     with torch.no_grad():
         generator = torch.Generator().manual_seed(0)
         # x0, y0, x1, y1, h, w: six rows per token
         row_norm = float(embeddings.position_embeddings.weight.norm(dim=1).mean()) / 6**0.5
-        for table in tables:
+        for table in box_tables(embeddings):
             if box_init == "zero":
                 table.weight.zero_()
             elif box_init == "sinusoid":
@@ -469,12 +474,7 @@ def layoutlmv3_from_text(text: Bundle) -> Bundle:
     model.load_state_dict(state, strict=False)
     with torch.no_grad():
         emb = model.layoutlmv3.embeddings
-        for table in (
-            emb.x_position_embeddings,
-            emb.y_position_embeddings,
-            emb.h_position_embeddings,
-            emb.w_position_embeddings,
-        ):
+        for table in box_tables(emb):
             table.weight.zero_()
         emb.token_type_embeddings.weight.zero_()
         for bias in (

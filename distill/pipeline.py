@@ -22,7 +22,7 @@ from distill import atomic
 from distill.config import TrainConfig
 from distill.errors import DistillError
 from distill.fit import FitResult, clear_checkpoints, fit
-from distill.machine import package_versions
+from distill.machine import is_main_process, package_versions
 from distill.metrics import score_word_logits
 from distill.models import Bundle, build_student, build_teacher, load_bundle
 from distill.predict import TorchBackend, predict_word_logits
@@ -44,10 +44,6 @@ from distill.run_dir import (
 from distill.windows import WindowEncoder
 
 PACKAGES = ("torch", "transformers", "datasets", "onnxruntime")
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def compute_device() -> torch.device:
@@ -238,6 +234,7 @@ def run_training(config: TrainConfig) -> Path:
             "alpha": config.alpha,
             "teacher": config.teacher_dir or config.teacher,
         }
+        windows = None  # one encoding serves both students: same tokenizer; the baseline ignores targets
         for name, distill in plans:
             if (run / name / "config.json").is_file() and config.resume and name in metrics["models"]:
                 continue  # finished before an interruption
@@ -245,8 +242,9 @@ def run_training(config: TrainConfig) -> Path:
             student = build_student(
                 config.student, words, config.student_layout, run / TOKENIZERS / STUDENT, config.box_init
             )
-            encoder = student.encoder(config.max_length, config.stride)
-            windows = encode_split(encoder, train, targets if distill else None, desc=f"encoding ({name})")
+            if windows is None:
+                encoder = student.encoder(config.max_length, config.stride)
+                windows = encode_split(encoder, train, targets, desc="encoding (students)")
             result = train_and_save(
                 name, student, windows, config, run, config.student_lr, config.epochs, distill, config.box_lr
             )

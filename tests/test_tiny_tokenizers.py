@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from distill.models import TINY_WORDPIECE_VOCAB, train_wordpiece_tokenizer, trained_once
 
 WORDS = [f"{stem}{i}" for i in range(300) for stem in ("total", "date", "name", "amount", "sig")]
@@ -24,6 +26,7 @@ def test_a_tokenizer_is_trained_once_and_then_loaded(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.rglob(".*")], "no temporary directory left behind"
 
 
-def test_without_a_directory_it_just_trains(tmp_path: Path) -> None:
+def test_without_a_directory_it_just_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a stray save would land here
     tokenizer = trained_once(lambda: train_wordpiece_tokenizer(WORDS, TINY_WORDPIECE_VOCAB), None)
     assert tokenizer.tokenize("total12") and not list(tmp_path.iterdir())
