@@ -57,6 +57,13 @@ class TrainConfig:
             "help": "how the layout-aware student's new box embeddings start: zero, sinusoid or random"
         },
     )
+    freeze_boxes: bool = field(
+        default=False,
+        metadata={
+            "help": "keep added box embeddings at their start (with --box-init sinusoid: fixed smooth codes, "
+            "so coordinates never seen in training still mean something)"
+        },
+    )
     teacher_dir: str = field(
         default="",
         metadata={
@@ -159,6 +166,8 @@ class TrainConfig:
             )
         if self.box_init not in BOX_INITS:
             raise DistillError(f"--box-init must be one of {', '.join(BOX_INITS)}, got {self.box_init!r}")
+        if self.freeze_boxes and self.box_init == "zero":
+            raise DistillError("--freeze-boxes with --box-init zero would keep the boxes at zero: unused")
         if not 0.0 <= self.alpha <= 1.0:
             raise DistillError(f"--alpha must be within 0..1, got {self.alpha}")
         if self.temperature <= 0:

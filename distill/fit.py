@@ -147,6 +147,10 @@ def fit(
     """
     checkpoints = run / CHECKPOINTS / name
     freeze_gradient_free(bundle.model)
+    if config.freeze_boxes and bundle.fresh_boxes:
+        for name, parameter in bundle.model.named_parameters():
+            if name in box_parameter_names(bundle.model):
+                parameter.requires_grad_(False)
     args = training_arguments(config, checkpoints, learning_rate, epochs)
     extra = ("labels", "teacher_logits") if distill else ("labels",)
     common = dict(

@@ -107,6 +107,19 @@ def test_layout_student_trains_saves_reloads_and_predicts(tmp_path: Path) -> Non
         Predictor.from_dir(run / "student").predict(words)
 
 
+def test_frozen_sinusoid_boxes_stay_as_they_started(tmp_path: Path) -> None:
+    args = [*SMALL, "--student-layout", "--box-init", "sinusoid", "--freeze-boxes", "--box-lr", "5e-2"]
+    run_cli(["-m", "distill.train", *args, "--output-dir", "run"], cwd=tmp_path)
+    weights = load_file(tmp_path / "run" / "student" / "model.safetensors")
+    x = weights["layoutlm.embeddings.x_position_embeddings.weight"]
+    norms = x.norm(dim=1).numpy()
+    # sinusoid_box_table gives every row one norm; --box-lr 5e-2 would move the looked-up rows apart.
+    assert norms.min() > 0 and np.ptp(norms) < 1e-4 * norms.mean()
+    assert (x[500] - x[501]).norm() < (x[500] - x[900]).norm() / 3
+    with pytest.raises(AssertionError, match="box-init zero would keep the boxes at zero"):
+        run_cli(["-m", "distill.train", *SMALL, "--student-layout", "--freeze-boxes"], cwd=tmp_path)
+
+
 def test_a_bert_family_student_from_config_trains_through_the_same_command(tmp_path: Path) -> None:
     student = tiny_bert(tmp_path)
     run_cli(["-m", "distill.train", *SMALL, "--student", str(student), "--output-dir", "run"], cwd=tmp_path)
