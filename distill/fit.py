@@ -148,8 +148,9 @@ def fit(
     checkpoints = run / CHECKPOINTS / name
     freeze_gradient_free(bundle.model)
     if config.freeze_boxes and bundle.fresh_boxes:
+        boxes = box_parameter_names(bundle.model)
         for name, parameter in bundle.model.named_parameters():
-            if name in box_parameter_names(bundle.model):
+            if name in boxes:
                 parameter.requires_grad_(False)
     args = training_arguments(config, checkpoints, learning_rate, epochs)
     extra = ("labels", "teacher_logits") if distill else ("labels",)
