@@ -128,6 +128,13 @@ class TrainConfig:
     eval_batch_size: int = field(default=16, metadata={"help": "windows per batch at evaluation"})
     fp16: bool = field(default=False, metadata={"help": "mixed precision (CUDA)"})
     bf16: bool = field(default=False, metadata={"help": "bfloat16 mixed precision (CUDA or recent CPUs)"})
+    group_by_length: bool = field(
+        default=False,
+        metadata={
+            "help": "batch windows of similar length (within random groups of a few batches): less "
+            "padding, so fewer tokens computed per epoch"
+        },
+    )
 
     def to_toml(self) -> str:
         return tomli_w.dumps(dataclasses.asdict(self))

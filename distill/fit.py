@@ -119,6 +119,8 @@ def training_arguments(
         data_seed=config.seed,
         fp16=config.fp16,
         bf16=config.bf16,
+        # The Trainer's LengthGroupedSampler reads each window's input_ids length.
+        group_by_length=config.group_by_length,
         dataloader_num_workers=0,
         remove_unused_columns=False,  # our windows are already exactly the model's fields
         disable_tqdm=False,
