@@ -59,6 +59,13 @@ def box_parameter_names(model: torch.nn.Module) -> set[str]:
     return {name for name, _ in model.named_parameters() if any(part in name for part in BOX_TABLES)}
 
 
+def freeze_box_embeddings(model: torch.nn.Module) -> None:
+    boxes = box_parameter_names(model)
+    for name, parameter in model.named_parameters():
+        if name in boxes:
+            parameter.requires_grad_(False)
+
+
 def optimizer_with_box_lr(trainer: Trainer, box_lr: float) -> torch.optim.Optimizer:
     """The Trainer's AdamW (same decay rule, betas, eps), with the box embeddings at `box_lr`.
 
@@ -150,10 +157,7 @@ def fit(
     checkpoints = run / CHECKPOINTS / name
     freeze_gradient_free(bundle.model)
     if config.freeze_boxes and bundle.fresh_boxes:
-        boxes = box_parameter_names(bundle.model)
-        for name, parameter in bundle.model.named_parameters():
-            if name in boxes:
-                parameter.requires_grad_(False)
+        freeze_box_embeddings(bundle.model)
     args = training_arguments(config, checkpoints, learning_rate, epochs)
     extra = ("labels", "teacher_logits") if distill else ("labels",)
     common = dict(
