@@ -64,6 +64,13 @@ class TrainConfig:
             "so coordinates never seen in training still mean something)"
         },
     )
+    teacher_as_is: bool = field(
+        default=False,
+        metadata={
+            "help": "fine-tune a text encoder given as --teacher as it is (AutoModelForTokenClassification: "
+            "MPNet, BERT, RoBERTa...) instead of building a LayoutLMv3 teacher around its weights"
+        },
+    )
     teacher_dir: str = field(
         default="",
         metadata={

@@ -197,7 +197,10 @@ def tiny_student(train_words: list[str], tokenizer_dir: Path | None = None) -> B
 
 
 def _from_pretrained(name: str, role: str, teacher: bool) -> Bundle:
-    """A hub id or a local directory, with a classification head for our labels."""
+    """A hub id or a local directory, with a classification head for our labels.
+
+    `teacher`: a text encoder becomes a LayoutLMv3 teacher around its weights (layoutlmv3_from_text).
+    """
     try:
         model = AutoModelForTokenClassification.from_pretrained(
             name, ignore_mismatched_sizes=True, **label_kwargs()
@@ -215,11 +218,17 @@ def _from_pretrained(name: str, role: str, teacher: bool) -> Bundle:
         ) from err
 
 
-def build_teacher(name: str, train_words: list[str], tokenizer_dir: Path | None = None) -> Bundle:
-    """`tokenizer_dir`: where the tiny preset keeps its trained tokenizer (see trained_once)."""
+def build_teacher(
+    name: str, train_words: list[str], tokenizer_dir: Path | None = None, as_is: bool = False
+) -> Bundle:
+    """`tokenizer_dir`: where the tiny preset keeps its trained tokenizer (see trained_once).
+
+    `as_is`: a text encoder is fine-tuned as itself (a token classifier on words alone, like a
+    student) rather than wrapped into a LayoutLMv3; the word-level logit cache serves either.
+    """
     if name == TINY:
-        return tiny_teacher(train_words, tokenizer_dir)
-    return _from_pretrained(name, "teacher", teacher=True)
+        return tiny_student(train_words, tokenizer_dir) if as_is else tiny_teacher(train_words, tokenizer_dir)
+    return _from_pretrained(name, "teacher", teacher=not as_is)
 
 
 def build_student(

@@ -203,7 +203,7 @@ def run_training(config: TrainConfig) -> Path:
         )
     else:
         set_seed(config.seed)
-        teacher = build_teacher(config.teacher, words, run / TOKENIZERS / TEACHER)
+        teacher = build_teacher(config.teacher, words, run / TOKENIZERS / TEACHER, config.teacher_as_is)
         windows = encode_split(
             teacher.encoder(config.max_length, config.stride), train, desc="encoding (teacher)"
         )
