@@ -11,6 +11,7 @@ from typing import Any
 import tomli_w
 
 from distill import atomic
+from distill.distillation import FEATURE_LOSSES
 from distill.errors import DistillError
 from distill.models import BOX_INITS, STUDENT_DEFAULT, TEACHER_DEFAULT, TINY
 
@@ -113,6 +114,24 @@ class TrainConfig:
     alpha: float = field(
         default=0.5, metadata={"help": "weight of the distillation term (0: plain fine-tuning)"}
     )
+    feature_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of feature distillation: the student's word vectors, through a learned "
+            "projection, matched to the teacher's (last layer, first sub-token; 0: off)"
+        },
+    )
+    feature_loss: str = field(
+        default="cosine", metadata={"help": "feature distillation distance: cosine (1 - cos) or mse"}
+    )
+    transfer_copies: int = field(
+        default=0,
+        metadata={
+            "help": "teacher-labelled transfer set: this many augmented copies of each training form "
+            "(segments shuffled, words replaced, boxes jittered) join the distilled student's data, at "
+            "the same number of optimiser steps as the baseline (0: off)"
+        },
+    )
     baseline: bool = field(
         default=True, metadata={"help": "also train a student without distillation, same budget"}
     )
@@ -142,6 +161,11 @@ class TrainConfig:
             "padding, so fewer tokens computed per epoch"
         },
     )
+
+    @property
+    def distills(self) -> bool:
+        """Whether the student learns from the teacher at all (soft targets or word vectors)."""
+        return self.alpha > 0 or self.feature_weight > 0
 
     def to_toml(self) -> str:
         return tomli_w.dumps(dataclasses.asdict(self))
@@ -184,6 +208,12 @@ class TrainConfig:
             raise DistillError("--freeze-boxes with --box-init zero would keep the boxes at zero: unused")
         if not 0.0 <= self.alpha <= 1.0:
             raise DistillError(f"--alpha must be within 0..1, got {self.alpha}")
+        if self.feature_loss not in FEATURE_LOSSES:
+            raise DistillError(
+                f"--feature-loss must be one of {', '.join(FEATURE_LOSSES)}, got {self.feature_loss!r}"
+            )
+        if self.feature_weight < 0 or self.transfer_copies < 0:
+            raise DistillError("--feature-weight and --transfer-copies cannot be negative")
         if self.temperature <= 0:
             raise DistillError(f"--temperature must be positive, got {self.temperature}")
         return self

@@ -1,9 +1,12 @@
 """Word-level distillation: the loss, the Trainer that uses it, and the windows it trains on.
 
-The teacher's logits are computed once per word (see teacher_cache.py) and stored at the
+The teacher's logits (and, for feature distillation, its word vectors) are computed once per
+word (see teacher_targets.py, which caches them in the run directory) and stored at the
 student's first sub-token of the same word, so the loss compares the two models on the same
-word even though their tokenisers split it differently. Only the loss is overridden: mixed
-precision, accumulation, checkpoints and DDP/FSDP stay the Trainer's.
+word even though their tokenisers split it differently. A window's `teacher_logits` field holds
+the logits in its first `num_labels` columns and the teacher's word vector in the rest, if any.
+Only the loss is overridden: mixed precision, accumulation, checkpoints and DDP/FSDP stay the
+Trainer's.
 """
 
 from __future__ import annotations
@@ -49,6 +52,45 @@ def distillation_loss(
     return alpha * temperature**2 * soft + (1.0 - alpha) * hard
 
 
+FEATURE_LOSSES = ("cosine", "mse")
+
+
+def feature_loss(
+    projected: torch.Tensor, teacher_vectors: torch.Tensor, labels: torch.Tensor, kind: str = "cosine"
+) -> torch.Tensor:
+    """Distance between the student's projected word vectors and the teacher's, on labelled words.
+
+    cosine: 1 - cos, blind to the teacher's scale (MPNet's vectors have norms near 10, a BERT's
+    near 1); mse: mean squared error per dimension.
+    """
+    mask = labels != IGNORE_INDEX
+    student = projected[mask].float()
+    if student.numel() == 0:
+        return projected.sum() * 0.0
+    teacher = teacher_vectors[mask].detach().float()
+    if kind == "cosine":
+        return (1.0 - F.cosine_similarity(student, teacher, dim=-1)).mean()
+    if kind == "mse":
+        return F.mse_loss(student, teacher)
+    raise ValueError(f"unknown feature loss {kind!r}; choose one of {', '.join(FEATURE_LOSSES)}")
+
+
+# The learned map from the student's hidden size to the teacher's, attached to the student while it
+# trains (so the Trainer's optimiser, checkpoints and DDP carry it) and removed before it is saved.
+PROJECTION = "distill_projection"
+
+
+def attach_projection(model: torch.nn.Module, teacher_hidden: int) -> torch.nn.Linear:
+    projection = torch.nn.Linear(model.config.hidden_size, teacher_hidden)
+    model.add_module(PROJECTION, projection)
+    return projection
+
+
+def detach_projection(model: torch.nn.Module) -> None:
+    if hasattr(model, PROJECTION):
+        delattr(model, PROJECTION)
+
+
 class WindowDataset(Dataset):
     """Encoded windows held in memory (a form's windows share one pixel array, never copied)."""
 
@@ -81,10 +123,20 @@ class WindowCollator:
 class DistillationTrainer(Trainer):
     """A Trainer whose loss mixes the cached teacher's soft targets with the hard labels."""
 
-    def __init__(self, *args: Any, temperature: float = 2.0, alpha: float = 0.5, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        temperature: float = 2.0,
+        alpha: float = 0.5,
+        feature_weight: float = 0.0,
+        feature_kind: str = "cosine",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.temperature = temperature
         self.alpha = alpha
+        self.feature_weight = feature_weight
+        self.feature_kind = feature_kind
 
     def compute_loss(
         self,
@@ -94,7 +146,18 @@ class DistillationTrainer(Trainer):
         num_items_in_batch: Any = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         labels = inputs.pop("labels")
-        teacher_logits = inputs.pop("teacher_logits")
-        outputs = model(**inputs)
-        loss = distillation_loss(outputs.logits, teacher_logits, labels, self.temperature, self.alpha)
+        targets = inputs.pop("teacher_logits")
+        features = self.feature_weight > 0
+        outputs = model(**inputs, output_hidden_states=features)
+        num_labels = outputs.logits.shape[-1]
+        loss = distillation_loss(
+            outputs.logits, targets[..., :num_labels], labels, self.temperature, self.alpha
+        )
+        if features:
+            # Through the (possibly DDP-wrapped) model, so the projection's gradient is reduced too.
+            projection = getattr(self.accelerator.unwrap_model(model), PROJECTION)
+            projected = projection(outputs.hidden_states[-1])
+            loss = loss + self.feature_weight * feature_loss(
+                projected, targets[..., num_labels:], labels, self.feature_kind
+            )
         return (loss, outputs) if return_outputs else loss

@@ -2,20 +2,58 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from distill import atomic
 from distill.config import TrainConfig
-from distill.distillation import DistillationTrainer, WindowCollator, WindowDataset
+from distill.distillation import (
+    DistillationTrainer,
+    WindowCollator,
+    WindowDataset,
+    attach_projection,
+)
 from distill.models import BOX_TABLES, Bundle
 from distill.predict import model_input_names
 
 CHECKPOINTS = "checkpoints"
+ELAPSED = "docdistill_elapsed.json"  # in each checkpoint: training seconds spent up to it, all segments
+
+
+class ElapsedTime(TrainerCallback):
+    """Writes, into each checkpoint, the training time spent so far over every resumed segment.
+
+    The Trainer keeps no wall-clock total across resumes, so a resumed run would otherwise report
+    only its last segment's time. Work after the last checkpoint of a killed segment is redone,
+    so it is rightly not counted.
+    """
+
+    def __init__(self, before: float) -> None:
+        self.before = before
+        self.start = time.perf_counter()
+
+    def total(self) -> float:
+        return self.before + time.perf_counter() - self.start
+
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: object
+    ) -> None:
+        if state.is_world_process_zero:
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if checkpoint.is_dir():
+                atomic.write_json(checkpoint / ELAPSED, {"train_seconds": self.total()})
+
+
+def elapsed_before(checkpoint: Path | None) -> float:
+    if checkpoint is None or not (checkpoint / ELAPSED).is_file():
+        return 0.0
+    return float(json.loads((checkpoint / ELAPSED).read_text())["train_seconds"])
 
 
 @dataclass
@@ -152,6 +190,8 @@ def fit(
 
     With `distill`, windows carry `teacher_logits` and the loss is the distillation loss;
     without, the model's own cross-entropy (plain fine-tuning, what a user does without us).
+    With feature distillation the model carries a projection to the teacher's width while it
+    trains; the caller removes it (detach_projection) before saving.
     `box_lr` > 0 trains box embeddings this project added (`bundle.fresh_boxes`) at that rate.
     """
     checkpoints = run / CHECKPOINTS / name
@@ -170,15 +210,25 @@ def fit(
     )
     trainer: Trainer
     if distill:
-        trainer = DistillationTrainer(**common, temperature=config.temperature, alpha=config.alpha)
+        if config.feature_weight > 0:
+            teacher_width = windows[0]["teacher_logits"].shape[1] - bundle.model.config.num_labels
+            attach_projection(bundle.model, teacher_width)
+        trainer = DistillationTrainer(
+            **common,
+            temperature=config.temperature,
+            alpha=config.alpha,
+            feature_weight=config.feature_weight,
+            feature_kind=config.feature_loss,
+        )
     else:
         trainer = Trainer(**common)
     if box_lr > 0 and bundle.fresh_boxes:
         trainer.optimizer = optimizer_with_box_lr(trainer, box_lr)
     resume = last_complete_checkpoint(checkpoints) if config.resume else None
-    start = time.perf_counter()
+    clock = ElapsedTime(elapsed_before(resume))
+    trainer.add_callback(clock)
     output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    seconds = time.perf_counter() - start
+    seconds = clock.total()
     # Every rank finishes its last checkpoint before rank 0 may delete the checkpoints.
     trainer.accelerator.wait_for_everyone()
     return FitResult(

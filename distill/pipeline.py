@@ -6,7 +6,6 @@ point leaves either a finished model or a checkpoint to resume from, never half 
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from pathlib import Path
@@ -14,18 +13,17 @@ from typing import Any
 
 import datasets
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 from transformers import set_seed
 
 from distill import atomic
 from distill.config import TrainConfig
+from distill.distillation import detach_projection
 from distill.errors import DistillError
 from distill.fit import FitResult, clear_checkpoints, fit
 from distill.machine import is_main_process, package_versions
 from distill.metrics import score_word_logits
 from distill.models import Bundle, build_student, build_teacher, load_bundle
-from distill.predict import TorchBackend, predict_word_logits
 from distill.report import write_training_report
 from distill.run_dir import (
     BASELINE,
@@ -41,15 +39,11 @@ from distill.run_dir import (
     new_run_dir,
     read_json,
 )
+from distill.teacher_targets import cached_targets, ensemble_targets, word_targets
+from distill.transfer_set import transfer_set
 from distill.windows import WindowEncoder
 
 PACKAGES = ("torch", "transformers", "datasets", "onnxruntime")
-
-
-def compute_device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
 
 
 def encode_split(
@@ -69,27 +63,14 @@ def encode_split(
 
 
 def word_logits(bundle: Bundle, split: datasets.Dataset, config: TrainConfig, desc: str) -> list[np.ndarray]:
-    backend = TorchBackend(bundle.model, compute_device())
-    encoder = bundle.encoder(config.max_length, config.stride)
-    return predict_word_logits(
-        encoder, backend, split, config.eval_batch_size, progress=desc, total=len(split)
-    )
+    return word_targets(bundle, split, config.max_length, config.stride, config.eval_batch_size, desc)
 
 
 def ensemble_word_logits(
     members: list[Bundle], split: datasets.Dataset, config: TrainConfig, desc: str
 ) -> list[np.ndarray]:
-    """The members' word logits, averaged form by form.
-
-    Word-level targets make this possible across models that tokenise differently: every member
-    yields one row per word, whatever its sub-tokens.
-    """
-    per_member = [
-        word_logits(m, split, config, f"{desc} ({i + 1}/{len(members)})") for i, m in enumerate(members)
-    ]
-    if len(members) == 1:
-        return per_member[0]
-    return [np.mean(np.stack(forms), axis=0) for forms in zip(*per_member, strict=True)]
+    """The members' word logits, averaged form by form (see teacher_targets.ensemble_targets)."""
+    return ensemble_targets(members, split, config.max_length, config.stride, config.eval_batch_size, desc)
 
 
 def ensemble_record(members: list[Bundle], paths: list[str], scores: dict) -> dict[str, Any]:
@@ -142,6 +123,7 @@ def train_and_save(
     box_lr: float = 0.0,
 ) -> FitResult:
     result = fit(bundle, windows, config, run, name, lr, epochs, distill, box_lr)
+    detach_projection(bundle.model)  # feature distillation's projection is training scaffolding
     if is_main_process():
         bundle.save(run / name)
         clear_checkpoints(run, name)
@@ -182,6 +164,7 @@ def run_training(config: TrainConfig) -> Path:
     teacher_epochs = config.teacher_epochs or config.epochs
     teachers: list[Bundle] = []  # one model, or the members of an ensemble (--teacher-dir A,B)
     members = [d for d in config.teacher_dir.split(",") if d]
+    teacher_dirs: list[str | Path] = list(members) or [run / TEACHER]  # what the target cache is keyed by
     if len(members) > 1:
         teachers = [load_bundle(d) for d in members]
         if main and TEACHER not in metrics["models"]:
@@ -221,20 +204,32 @@ def run_training(config: TrainConfig) -> Path:
 
     # --- students ---
     if config.stage in ("student", "all"):
-        plans = [(STUDENT, config.alpha > 0)]
-        if config.baseline and config.alpha > 0:
+        distills = config.distills
+        plans = [(STUDENT, distills)]
+        if config.baseline and distills:
             plans.append((BASELINE, False))
+        student_forms = train
+        if distills and config.transfer_copies > 0:
+            transfer = transfer_set(train, config.transfer_copies, config.seed)
+            student_forms = datasets.concatenate_datasets([train, transfer])
+            metrics["transfer_set"] = {"copies": config.transfer_copies, "forms": len(transfer)}
         targets = None
-        if teachers and config.alpha > 0:  # alpha 0 is plain fine-tuning: no targets
+        if teachers and distills:  # alpha 0 without features is plain fine-tuning: no targets
             start = time.perf_counter()
-            targets = ensemble_word_logits(teachers, train, config, "caching teacher logits")
-            metrics["teacher_cache_seconds"] = round(time.perf_counter() - start, 2)
+            targets, cached = cached_targets(
+                run, teachers, teacher_dirs, student_forms, config, config.feature_weight > 0, main
+            )
+            if not cached or "teacher_cache_seconds" not in metrics:
+                metrics["teacher_cache_seconds"] = round(time.perf_counter() - start, 2)
         metrics["distillation"] = {
             "temperature": config.temperature,
             "alpha": config.alpha,
+            "feature_weight": config.feature_weight,
+            "feature_loss": config.feature_loss,
+            "transfer_copies": config.transfer_copies,
             "teacher": config.teacher_dir or config.teacher,
         }
-        windows = None  # one encoding serves both students: same tokenizer; the baseline ignores targets
+        windows: dict[bool, list[dict]] = {}  # by distilled: the baseline never sees the transfer set
         for name, distill in plans:
             if (run / name / "config.json").is_file() and config.resume and name in metrics["models"]:
                 continue  # finished before an interruption
@@ -242,11 +237,28 @@ def run_training(config: TrainConfig) -> Path:
             student = build_student(
                 config.student, words, config.student_layout, run / TOKENIZERS / STUDENT, config.box_init
             )
-            if windows is None:
+            if not windows:
                 encoder = student.encoder(config.max_length, config.stride)
-                windows = encode_split(encoder, train, targets, desc="encoding (students)")
+                windows[False] = encode_split(encoder, train, targets, desc="encoding (students)")
+                windows[True] = windows[False]
+                if len(student_forms) > len(train):
+                    extra = targets[len(train) :] if targets is not None else None
+                    transfer_forms = student_forms.select(range(len(train), len(student_forms)))
+                    windows[True] = windows[False] + encode_split(
+                        encoder, transfer_forms, extra, desc="encoding (transfer set)"
+                    )
+            # The same number of optimiser steps as the baseline, however large the transfer set.
+            epochs = config.epochs * len(windows[False]) / len(windows[distill])
             result = train_and_save(
-                name, student, windows, config, run, config.student_lr, config.epochs, distill, config.box_lr
+                name,
+                student,
+                windows[distill],
+                config,
+                run,
+                config.student_lr,
+                epochs,
+                distill,
+                config.box_lr,
             )
             if main:
                 scores = score_word_logits(gold, word_logits(student, test, config, f"scoring {name}"))

@@ -51,16 +51,25 @@ def model_input_names(model: torch.nn.Module) -> list[str]:
 
 
 class TorchBackend:
-    """A PyTorch token-classification model in eval mode, on a device and in a dtype."""
+    """A PyTorch token-classification model in eval mode, on a device and in a dtype.
+
+    `hidden`: each token's row is its logits followed by its last hidden state (the word vectors
+    feature distillation matches), so the one window merge serves both.
+    """
 
     def __init__(
-        self, model: torch.nn.Module, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+        self,
+        model: torch.nn.Module,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+        hidden: bool = False,
     ):
         self.model = model.eval().to(device)
         if dtype is not None:
             self.model = self.model.to(dtype)
         self.device = torch.device(device)
         self.dtype = dtype
+        self.hidden = hidden
         self.input_names = model_input_names(model)
 
     @torch.inference_mode()
@@ -71,7 +80,12 @@ class TorchBackend:
             if tensor.is_floating_point() and self.dtype is not None:
                 tensor = tensor.to(self.dtype)
             inputs[name] = tensor
-        return self.model(**inputs).logits.float().cpu().numpy()
+        if not self.hidden:
+            return self.model(**inputs).logits.float().cpu().numpy()
+        outputs = self.model(**inputs, output_hidden_states=True)
+        tokens = outputs.logits.shape[1]  # LayoutLMv3 appends its image patches after the text
+        rows = torch.cat([outputs.logits, outputs.hidden_states[-1][:, :tokens]], dim=-1)
+        return rows.float().cpu().numpy()
 
 
 def predict_word_logits(

@@ -1,0 +1,139 @@
+"""The teacher's word-level targets for distillation, computed once and cached in the run directory.
+
+Per form, one row per word: the teacher's logits and, for feature distillation, its word vector
+(last hidden state at the word's first sub-token), both window-merged exactly as evaluation merges
+logits. The teacher is frozen, so these are exact and computed once; the cache makes a resumed
+run (or a second student of the same run) skip the teacher pass. It is keyed by everything the
+rows depend on: the teacher's files, the encoding, the forms and whether vectors are included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+
+from distill import atomic
+from distill.errors import DistillError
+from distill.models import Bundle
+from distill.predict import TorchBackend, predict_word_logits
+
+CACHE_DIR = "teacher-cache"
+
+
+def compute_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def word_targets(
+    bundle: Bundle,
+    forms: datasets.Dataset,
+    max_length: int,
+    stride: int,
+    batch_size: int,
+    desc: str,
+    with_vectors: bool = False,
+) -> list[np.ndarray]:
+    """Per form, [words, labels] logits, or [words, labels + hidden] with the word vectors."""
+    backend = TorchBackend(bundle.model, compute_device(), hidden=with_vectors)
+    return predict_word_logits(
+        bundle.encoder(max_length, stride), backend, forms, batch_size, progress=desc, total=len(forms)
+    )
+
+
+def ensemble_targets(
+    members: Sequence[Bundle],
+    forms: datasets.Dataset,
+    max_length: int,
+    stride: int,
+    batch_size: int,
+    desc: str,
+    with_vectors: bool = False,
+) -> list[np.ndarray]:
+    """The members' word targets, averaged form by form.
+
+    Word-level targets make this possible across models that tokenise differently: every member
+    yields one row per word, whatever its sub-tokens. Word vectors are one model's own space, so
+    they come from a single teacher only.
+    """
+    if with_vectors and len(members) > 1:
+        raise DistillError("feature distillation needs one teacher, not an ensemble (--teacher-dir A,B)")
+    per_member = [
+        word_targets(
+            m, forms, max_length, stride, batch_size, f"{desc} ({i + 1}/{len(members)})", with_vectors
+        )
+        for i, m in enumerate(members)
+    ]
+    if len(members) == 1:
+        return per_member[0]
+    return [np.mean(np.stack(rows), axis=0) for rows in zip(*per_member, strict=True)]
+
+
+def _files_digest(path: Path) -> str:
+    """Names, sizes and modification times of a model directory's files: changes when it is retrained."""
+    entries = sorted(
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(path).iterdir() if p.is_file()
+    )
+    return json.dumps(entries)
+
+
+def cache_key(
+    teacher_dirs: Sequence[str | Path],
+    forms: datasets.Dataset,
+    max_length: int,
+    stride: int,
+    with_vectors: bool,
+) -> str:
+    digest = hashlib.sha256()
+    for path in teacher_dirs:
+        digest.update(str(Path(path).resolve()).encode())
+        digest.update(_files_digest(Path(path)).encode())
+    digest.update(json.dumps([max_length, stride, with_vectors]).encode())
+    digest.update(json.dumps(list(forms["id"])).encode())
+    digest.update(json.dumps(list(forms["tokens"])).encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_targets(
+    run: Path,
+    members: Sequence[Bundle],
+    member_dirs: Sequence[str | Path],
+    forms: datasets.Dataset,
+    config: Any,
+    with_vectors: bool,
+    write: bool = True,
+) -> tuple[list[np.ndarray], bool]:
+    """The teacher's word targets for `forms`, from the run's cache or computed (and cached).
+
+    Returns the targets and whether they came from the cache. `write` is False on DDP ranks
+    other than 0: every rank computes or reads, only rank 0 writes.
+    """
+    key = cache_key(member_dirs, forms, config.max_length, config.stride, with_vectors)
+    path = run / CACHE_DIR / f"{key}.npz"
+    if path.is_file():
+        with np.load(path) as saved:
+            return [saved[str(i)] for i in range(len(forms))], True
+    targets = ensemble_targets(
+        members,
+        forms,
+        config.max_length,
+        config.stride,
+        config.eval_batch_size,
+        "caching teacher targets",
+        with_vectors,
+    )
+    if write:
+        buffer = io.BytesIO()
+        np.savez(buffer, **{str(i): t.astype(np.float32) for i, t in enumerate(targets)})
+        atomic.write_bytes(path, buffer.getvalue())
+    return targets, False

@@ -1,0 +1,217 @@
+"""Issue 11's distillation methods on tiny models: a text teacher as-is, feature distillation, the
+transfer set, the run's cache of teacher targets, and training time summed over resumed segments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from distill.config import PRESETS, TrainConfig
+from distill.distillation import PROJECTION, DistillationTrainer, distillation_loss, feature_loss
+from distill.fit import ELAPSED, fit, last_complete_checkpoint
+from distill.models import build_student
+from distill.pipeline import encode_split, run_training
+from distill.run_dir import load_run_data
+from distill.teacher_targets import CACHE_DIR, cached_targets
+from distill.transfer_set import segments, transfer_set
+
+SMALL = {**PRESETS["quickstart"], "synthetic_forms": 16, "max_words": 60, "report_dir": ""}
+
+
+def small_config(tmp_path: Path, **changes: object) -> TrainConfig:
+    values = {**SMALL, "report_dir": str(tmp_path / "reports"), **changes}
+    return TrainConfig().updated(values)
+
+
+@pytest.fixture(scope="module")
+def text_teacher_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny DistilBERT fine-tuned as the teacher as it is (no LayoutLMv3 around it)."""
+    tmp = tmp_path_factory.mktemp("asis")
+    config = small_config(
+        tmp, stage="teacher", teacher_as_is=True, teacher_epochs=3, output_dir=str(tmp / "run")
+    )
+    return run_training(config)
+
+
+def test_a_text_encoder_trains_as_the_teacher_as_it_is(text_teacher_run: Path) -> None:
+    teacher = json.loads((text_teacher_run / "teacher" / "config.json").read_text())
+    assert teacher["model_type"] == "distilbert", "as-is: the encoder itself, not a LayoutLMv3 around it"
+    record = json.loads((text_teacher_run / "metrics.json").read_text())["models"]["teacher"]
+    assert record["architecture"] == "DistilBertForTokenClassification" and record["f1"] > 0.3
+    assert not (text_teacher_run / "teacher" / "preprocessor_config.json").exists(), "no image processor"
+
+
+def test_students_distil_from_a_text_teacher_and_reuse_its_cached_targets(
+    text_teacher_run: Path, tmp_path: Path
+) -> None:
+    teacher = str(text_teacher_run / "teacher")
+    run = tmp_path / "kd"
+    config = small_config(tmp_path, stage="student", teacher_dir=teacher, epochs=1, output_dir=str(run))
+    run_training(config)
+    caches = list((run / CACHE_DIR).glob("*.npz"))
+    assert len(caches) == 1
+    first = json.loads((run / "metrics.json").read_text())
+    assert first["models"]["student"]["distilled"] is True
+    # A rerun finds every model finished and the targets cached: the file is read, not rewritten.
+    stamp = caches[0].stat().st_mtime_ns
+    run_training(config)
+    assert caches[0].stat().st_mtime_ns == stamp
+
+
+def test_cache_key_follows_the_teacher_and_the_forms(text_teacher_run: Path, tmp_path: Path) -> None:
+    from distill.models import load_bundle
+
+    config = small_config(tmp_path, output_dir=str(text_teacher_run))
+    train = load_run_data(config)["train"]
+    bundle = load_bundle(text_teacher_run / "teacher")
+    dirs = [text_teacher_run / "teacher"]
+    run = tmp_path / "cache"
+    a, cached = cached_targets(run, [bundle], dirs, train, config, with_vectors=False)
+    assert not cached
+    b, cached = cached_targets(run, [bundle], dirs, train, config, with_vectors=False)
+    assert cached and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    _, cached = cached_targets(run, [bundle], dirs, train.select(range(3)), config, with_vectors=False)
+    assert not cached, "other forms: other targets"
+    vectors, cached = cached_targets(run, [bundle], dirs, train, config, with_vectors=True)
+    assert not cached and vectors[0].shape[1] == a[0].shape[1] + bundle.model.config.hidden_size
+    np.testing.assert_allclose(vectors[0][:, : a[0].shape[1]], a[0], atol=1e-5)
+
+
+def tiny_batch(num_labels: int = 7, hidden: int = 16) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, num_labels, (2, 6), generator=generator)
+    labels[:, 0] = -100
+    targets = torch.randn(2, 6, num_labels + hidden, generator=generator)
+    return {"labels": labels, "teacher_logits": targets}
+
+
+def test_feature_term_is_off_at_weight_zero_and_reaches_the_projection_otherwise(tmp_path: Path) -> None:
+    bundle = build_student("tiny", ["alpha", "beta", "gamma", "delta"] * 20)
+    model = bundle.model
+    hidden_teacher = 16
+    projection = torch.nn.Linear(model.config.hidden_size, hidden_teacher)
+    model.add_module(PROJECTION, projection)
+    batch = tiny_batch(model.config.num_labels, hidden_teacher)
+    ids = torch.randint(5, 20, (2, 6), generator=torch.Generator().manual_seed(1))
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    args_dir = str(tmp_path / "t")
+
+    def loss_with(weight: float) -> torch.Tensor:
+        from transformers import TrainingArguments
+
+        trainer = DistillationTrainer(
+            model=model,
+            args=TrainingArguments(output_dir=args_dir, use_cpu=True, report_to=[]),
+            feature_weight=weight,
+        )
+        return trainer.compute_loss(model, {**inputs, **{k: v.clone() for k, v in batch.items()}})
+
+    model.eval()  # no dropout: the two losses differ only by the feature term
+    plain = loss_with(0.0)
+    logits = model(**inputs).logits
+    expected = distillation_loss(logits, batch["teacher_logits"][..., :7], batch["labels"])
+    torch.testing.assert_close(plain, expected)
+    projection.zero_grad()
+    with_features = loss_with(1.0)
+    hidden = model(**inputs, output_hidden_states=True).hidden_states[-1]
+    term = feature_loss(projection(hidden), batch["teacher_logits"][..., 7:], batch["labels"])
+    torch.testing.assert_close(with_features, expected + term)
+    with_features.backward()
+    assert projection.weight.grad is not None and projection.weight.grad.abs().sum() > 0
+
+
+def test_feature_distillation_changes_the_student_and_is_not_saved_with_it(
+    text_teacher_run: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "feat"
+    config = small_config(
+        tmp_path,
+        stage="student",
+        teacher_dir=str(text_teacher_run / "teacher"),
+        alpha=0.0,  # no soft targets: only the feature term separates the student from its baseline
+        feature_weight=1.0,
+        max_steps=6,
+        output_dir=str(run),
+    )
+    run_training(config)
+    student = load_file(run / "student" / "model.safetensors")
+    baseline = load_file(run / "student-baseline" / "model.safetensors")
+    assert not any(PROJECTION in key for key in student), "the projection is training scaffolding"
+    assert student.keys() == baseline.keys()
+    assert any(not torch.equal(student[k], baseline[k]) for k in student)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (
+        metrics["models"]["student"]["distilled"] and not metrics["models"]["student-baseline"]["distilled"]
+    )
+
+
+def test_feature_weight_zero_and_alpha_zero_is_plain_fine_tuning(tmp_path: Path) -> None:
+    config = small_config(tmp_path, stage="student", alpha=0.0, feature_weight=0.0)
+    assert not config.distills
+
+
+def test_segments_keep_entities_whole() -> None:
+    # O O(same box) B-Q I-Q B-A O(new box)
+    tags = [0, 0, 3, 4, 5, 0]
+    boxes = [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3], [4, 4, 5, 5], [6, 6, 7, 7]]
+    assert segments(tags, boxes) == [(0, 2), (2, 4), (4, 5), (5, 6)]
+
+
+def test_transfer_set_is_built_from_training_forms_only(tmp_path: Path) -> None:
+    config = small_config(tmp_path, holdout_forms=3)
+    data = load_run_data(config)
+    train, held_out = data["train"], data["test"]
+    copies = transfer_set(train, copies=2, seed=0)
+    assert len(copies) == 2 * len(train)
+    train_ids = set(train["id"])
+    assert {i.split("#aug")[0] for i in copies["id"]} == train_ids
+    vocabulary = {w for form in train["tokens"] for w in form}
+    for form, source in zip(copies, list(train) * 2, strict=True):
+        assert set(form["tokens"]) <= vocabulary, "only training words"
+        assert len(form["tokens"]) == len(source["tokens"]) == len(form["bboxes"]) == len(form["ner_tags"])
+        assert sorted(form["ner_tags"]) == sorted(source["ner_tags"]), "tags travel with their words"
+        assert all(0 <= v <= 1000 for box in form["bboxes"] for v in box)
+    held = {tuple(f) for f in held_out["tokens"]}
+    assert not held & {tuple(f) for f in copies["tokens"]}, "no held-out form enters the transfer set"
+    assert any(a["tokens"] != b["tokens"] for a, b in zip(copies, train, strict=False)), "it perturbs"
+
+
+def test_transfer_set_trains_the_distilled_student_at_the_baselines_step_count(
+    text_teacher_run: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "transfer"
+    config = small_config(
+        tmp_path,
+        stage="student",
+        teacher_dir=str(text_teacher_run / "teacher"),
+        transfer_copies=2,
+        epochs=2,
+        output_dir=str(run),
+    )
+    run_training(config)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["transfer_set"]["forms"] == 2 * metrics["train_forms"]
+    steps = {name: metrics["models"][name]["train_steps"] for name in ("student", "student-baseline")}
+    assert abs(steps["student"] - steps["student-baseline"]) <= 1, steps
+
+
+def test_train_seconds_add_up_over_resumed_segments(tmp_path: Path) -> None:
+    config = small_config(tmp_path, max_steps=2, save_steps=1, output_dir=str(tmp_path / "run"))
+    data = load_run_data(config)
+    words = [w for form in data["train"]["tokens"] for w in form]
+    bundle = build_student("tiny", words)
+    windows = encode_split(bundle.encoder(config.max_length, config.stride), data["train"])
+    run = tmp_path / "run"
+    fit(bundle, windows, config, run, "student", 1e-3, 1.0, False)
+    checkpoint = last_complete_checkpoint(run / "checkpoints" / "student")
+    assert checkpoint is not None and (checkpoint / ELAPSED).is_file()
+    # Pretend the first segment took 1000 s: the resumed segment must add to it, not replace it.
+    (checkpoint / ELAPSED).write_text(json.dumps({"train_seconds": 1000.0}))
+    result = fit(bundle, windows, config.updated({"max_steps": 4}), run, "student", 1e-3, 1.0, False)
+    assert result.resumed_from and result.steps == 4
+    assert 1000.0 < result.train_seconds < 1000.0 + 600
