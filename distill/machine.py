@@ -43,9 +43,38 @@ def gpu_name() -> str:
     return "none"
 
 
+def isa_summary() -> str:
+    """The vector ISA PyTorch dispatches to here, with the int8 / bf16 extensions that change speed.
+
+    CPUs of one name differ (one session's machine had AVX-512 VNNI and BF16, the next AVX2 only),
+    and int8 and bf16 gains hang on these flags, so every figure names them.
+    """
+    try:
+        import torch
+
+        capability = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # an old torch without the probe
+        capability = platform.machine()
+    flags = {f.lower().replace("_", "") for f in cpu_info().get("flags", [])}
+    extras = [name for flag, name in EXTENSIONS if flag in flags]
+    return " + ".join([capability, *extras])
+
+
+# cpuinfo flag (underscores dropped) -> the name a report gives it.
+EXTENSIONS = (
+    ("avx512vnni", "VNNI"),
+    ("avxvnni", "AVX-VNNI"),
+    ("avx512bf16", "AVX512-BF16"),
+    ("amxbf16", "AMX-BF16"),
+    ("amxint8", "AMX-INT8"),
+)
+
+
 def machine_summary() -> str:
     gpu = gpu_name()
-    return f"{cpu_name()} ({os.cpu_count()} cores), " + ("no GPU" if gpu == "none" else f"GPU {gpu}")
+    return f"{cpu_name()} ({os.cpu_count()} cores, {isa_summary()}), " + (
+        "no GPU" if gpu == "none" else f"GPU {gpu}"
+    )
 
 
 def package_versions(names: tuple[str, ...]) -> dict[str, str]:

@@ -35,9 +35,13 @@ def test_study_trains_five_runs_per_seed_and_reports_mean_and_spread(tmp_path: P
         assert set(plain) == {"student"} and plain["student"]["distilled"] is False
         assert tomllib.loads((runs / "text" / "config.toml").read_text())["seed"] == seed
     report = (tmp_path / "reports" / "funsd.md").read_text()
-    for label in ("| teacher |", "| student, text only |", "| student, layout-aware + distillation |"):
+    for label in ("| teacher |", "| student, text only |", "| student, layout-aware + vanilla KD |"):
         assert label in report
+    assert "Written by `python -m distill.funsd_report --data synthetic" in report
+    assert "Wall time:" in report and "cores, " in report
     assert "layout-aware over text-only student:" in report and " ± " in report
+    assert "the teacher beats the plain text-only student by ≥ 8 F1 points" in report
+    assert "raises the text-only student by ≥ 2.0 F1 points" in report
     assert "not exported" in report, "no int8 column is invented before export"
     assert "int8 of the best student" in report and "(not exported yet)" in report
 
@@ -55,3 +59,32 @@ def test_default_teacher_is_the_ensemble_of_each_seeds_plain_students(tmp_path: 
     assert teacher["members"] == ["study/seed0/text/student", "study/seed0/layout/student"]
     report = (tmp_path / "reports" / "funsd.md").read_text()
     assert "an ensemble of the seed's plain text-only and layout-aware students" in report
+
+
+def test_best_method_rows_are_named_after_their_options_and_share_the_teacher(tmp_path: Path) -> None:
+    study = tiny_study(
+        "--teacher",
+        "tiny",
+        "--teacher-as-is",
+        "--seeds",
+        "0",
+        "--best-kd",
+        "--feature-weight 1 --transfer-copies 1",
+    )
+    run_cli(study, cwd=tmp_path)
+    runs = tmp_path / "study" / "seed0"
+    best = "kd-feature-weight1-transfer-copies1"
+    assert sorted(p.name for p in runs.iterdir()) == sorted(
+        ["teacher", "text", "text-kd", f"text-{best}", "layout", f"layout-{best}"]
+    )
+    teacher = json.loads((runs / "teacher" / "teacher" / "config.json").read_text())
+    assert teacher["model_type"] == "distilbert", "--teacher-as-is reaches the teacher run"
+    metrics = json.loads((runs / f"text-{best}" / "metrics.json").read_text())
+    assert metrics["distillation"]["feature_weight"] == 1.0 and metrics["transfer_set"]["copies"] == 1
+    assert metrics["distillation"]["teacher"] == "study/seed0/teacher/teacher"
+    vanilla = json.loads((runs / "text-kd" / "metrics.json").read_text())["distillation"]
+    assert vanilla["feature_weight"] == 0.0 and vanilla["transfer_copies"] == 0
+    report = (tmp_path / "reports" / "funsd.md").read_text()
+    assert "| student, text only + best KD |" in report and "| student, layout-aware + best KD |" in report
+    assert "best KD = vanilla plus `--feature-weight 1 --transfer-copies 1`" in report
+    assert "KD overhead" in report and " s (" in report
