@@ -17,6 +17,7 @@ from distill.fit import ELAPSED, fit, last_complete_checkpoint
 from distill.models import build_student
 from distill.pipeline import encode_split, run_training
 from distill.run_dir import load_run_data
+from distill.schema import LABELS
 from distill.teacher_targets import CACHE_DIR, cached_targets
 from distill.transfer_set import segments, transfer_set
 
@@ -159,7 +160,7 @@ def test_segments_keep_entities_whole() -> None:
     # O O(same box) B-Q I-Q B-A O(new box)
     tags = [0, 0, 3, 4, 5, 0]
     boxes = [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3], [4, 4, 5, 5], [6, 6, 7, 7]]
-    assert segments(tags, boxes) == [(0, 2), (2, 4), (4, 5), (5, 6)]
+    assert segments(tags, boxes, LABELS) == [(0, 2), (2, 4), (4, 5), (5, 6)]
 
 
 def test_transfer_set_is_built_from_training_forms_only(tmp_path: Path) -> None:
