@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 import datasets
-from datasets.utils.file_utils import cached_path
+from datasets.utils.file_utils import cached_path, hash_url_to_filename
 
 from distill.data_funsd import SPLIT_DIRS, load_funsd_local
 from distill.errors import DistillError
@@ -96,14 +96,17 @@ def load_funsd_release(url: str | None = None, cache_dir: str | Path | None = No
     cache = Path(cache_dir) if cache_dir else release_cache_dir()
     config = datasets.DownloadConfig(cache_dir=cache, use_etag=False, disable_tqdm=True)
     archive = Path(cached_path(url, download_config=config))
-    return load_funsd_local(release_root(_extracted(archive)))
+    # Named by the URL, in the cache: a file:// archive is read where it is, never unpacked beside it.
+    return load_funsd_local(
+        release_root(_extracted(archive, cache / f"{hash_url_to_filename(url)}.extracted"))
+    )
 
 
-def _extracted(archive: Path) -> Path:
-    target = archive.with_name(archive.name + ".extracted")
+def _extracted(archive: Path, target: Path) -> Path:
     if target.is_dir():
         return target
-    tmp = Path(tempfile.mkdtemp(dir=archive.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
         with zipfile.ZipFile(archive) as zipped:
             zipped.extractall(tmp)

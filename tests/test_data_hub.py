@@ -196,3 +196,31 @@ def test_offline_without_a_cached_archive_is_todays_clear_error(tmp_path: Path, 
     message = str(caught.value)
     assert "could not reach the Hugging Face hub" in message and "could not reach the FUNSD" in message
     assert "--data PATH" in message and "--data synthetic" in message
+
+
+def test_a_parquet_conversion_is_used_before_the_archive(
+    online, release: Path, tmp_path, monkeypatch
+) -> None:
+    """Where the hub has the parquet conversion, it is what loads (the archive is never fetched).
+
+    The plain load meets the real script refusal from the server; only the parquet revision is
+    served from local parquet files (written by datasets, as the hub's conversion is), since
+    the server does not implement the hub's file-listing API.
+    """
+    _, requests = online
+    local = load_funsd_local(release)
+    files = {}
+    for split in ("train", "test"):
+        files[split] = str(tmp_path / f"{split}-0000.parquet")
+        local[split].to_parquet(files[split])
+    real_load = datasets.load_dataset
+
+    def hub_with_parquet(name: str, revision: str | None = None) -> datasets.DatasetDict:
+        if revision == data_hub.PARQUET_REVISION:
+            return real_load("parquet", data_files=files, cache_dir=str(tmp_path / "parquet-cache"))
+        return real_load(name, revision=revision)
+
+    monkeypatch.setattr(datasets, "load_dataset", hub_with_parquet)
+    assert_same_forms(load_source(data_hub.DEFAULT_HUB_DATASET), local)
+    assert any(r.endswith("funsd-layoutlmv3.py") for r in requests), "the script was refused first"
+    assert not any(ARCHIVE_PATH in r for r in requests)
