@@ -319,7 +319,8 @@ def position_offset(model: PreTrainedModel) -> int:
     """
     if model.config.model_type == "distilbert":
         return 0
-    padding_idx = getattr(model.base_model.embeddings, "padding_idx", None)
+    embeddings = getattr(model.base_model, "embeddings", None)  # absent: _layoutlm_config says why
+    padding_idx = getattr(embeddings, "padding_idx", None)
     return padding_idx + 1 if padding_idx is not None else 0
 
 
