@@ -45,5 +45,6 @@ def score_tags(true: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> 
 def score_word_logits(gold_ids: Sequence[Sequence[int]], word_logits: Sequence[np.ndarray]) -> dict:
     """Score per-word logits (one array per form) against gold tag ids."""
     true = [[ID2LABEL[int(t)] for t in tags] for tags in gold_ids]
-    pred = [[ID2LABEL[int(i)] for i in logits.argmax(-1)] for logits in word_logits]
+    # A form without words scores nothing (its logits may have no columns either).
+    pred = [[ID2LABEL[int(i)] for i in logits.argmax(-1)] if len(logits) else [] for logits in word_logits]
     return score_tags(true, pred)

@@ -196,6 +196,19 @@ def tiny_student(train_words: list[str], tokenizer_dir: Path | None = None) -> B
     return Bundle(DistilBertForTokenClassification(config), tokenizer)
 
 
+def load_tokenizer(name: str | Path) -> Any:
+    """AutoTokenizer, ready for pre-split words (the window encoder passes is_split_into_words=True).
+
+    Byte-level BPE tokenizers (RoBERTa, GPT-2 and their kin) refuse pre-split words unless built
+    with add_prefix_space=True, which also gives every word the leading space it has in running
+    text; their hub configs mostly say False, so they are loaded again with it.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    if getattr(tokenizer, "add_prefix_space", None) is False:
+        tokenizer = AutoTokenizer.from_pretrained(name, add_prefix_space=True)
+    return tokenizer
+
+
 def _from_pretrained(name: str, role: str, teacher: bool) -> Bundle:
     """A hub id or a local directory, with a classification head for our labels.
 
@@ -208,7 +221,7 @@ def _from_pretrained(name: str, role: str, teacher: bool) -> Bundle:
         if model.config.model_type in IMAGE_MODEL_TYPES:
             processor = LayoutLMv3Processor.from_pretrained(name, apply_ocr=False)
             return Bundle(model, processor.tokenizer, processor.image_processor)
-        bundle = Bundle(model, AutoTokenizer.from_pretrained(name))
+        bundle = Bundle(model, load_tokenizer(name))
         return layoutlmv3_from_text(bundle) if teacher else bundle
     except OSError as err:
         raise DistillError(
@@ -255,7 +268,7 @@ def load_preprocessing(path: str | Path) -> tuple[str, Any, Any | None]:
         )
     try:
         model_type = AutoConfig.from_pretrained(path).model_type
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = load_tokenizer(path)
         image_processor = (
             LayoutLMv3ImageProcessor.from_pretrained(path, apply_ocr=False)
             if model_type in IMAGE_MODEL_TYPES
@@ -297,7 +310,22 @@ _DISTILBERT_LAYER_MAP = {
 }
 
 
-def _layoutlm_config(text_config: Any) -> LayoutLMConfig:
+def position_offset(model: PreTrainedModel) -> int:
+    """The first row of the text model's 1-D position table that a token ever uses.
+
+    RoBERTa-family embeddings (RoBERTa, XLM-R, CamemBERT, ...) number positions from
+    padding_idx + 1 and keep `padding_idx` on the embeddings module; BERT, DistilBERT and
+    LayoutLM (v1) number them from 0.
+    """
+    if model.config.model_type == "distilbert":
+        return 0
+    embeddings = getattr(model.base_model, "embeddings", None)  # absent: _layoutlm_config says why
+    padding_idx = getattr(embeddings, "padding_idx", None)
+    return padding_idx + 1 if padding_idx is not None else 0
+
+
+def _layoutlm_config(text_config: Any, offset: int = 0) -> LayoutLMConfig:
+    """LayoutLM (v1) sizes for a text encoder; `offset`: see position_offset (LayoutLM counts from 0)."""
     if text_config.model_type == "distilbert":
         sizes = dict(
             hidden_size=text_config.dim,
@@ -329,7 +357,7 @@ def _layoutlm_config(text_config: Any) -> LayoutLMConfig:
         )
     return LayoutLMConfig(
         vocab_size=text_config.vocab_size,
-        max_position_embeddings=text_config.max_position_embeddings,
+        max_position_embeddings=text_config.max_position_embeddings - offset,
         max_2d_position_embeddings=1024,
         type_vocab_size=getattr(text_config, "type_vocab_size", 2),
         pad_token_id=text_config.pad_token_id,
@@ -361,6 +389,9 @@ def _text_to_layoutlm_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
                 out["layoutlm." + key.removeprefix(prefix)] = value
             elif key.startswith("classifier."):
                 out[key] = value
+    # LayoutLM's position 0 is the text model's row `offset` (2 for RoBERTa: after the padding index).
+    positions = "layoutlm.embeddings.position_embeddings.weight"
+    out[positions] = out[positions][position_offset(model) :]
     return out
 
 
@@ -406,7 +437,7 @@ def with_layout(text: Bundle, box_init: str = "zero") -> Bundle:
     """
     if box_init not in BOX_INITS:
         raise DistillError(f"unknown box initialisation {box_init!r}; choose one of {', '.join(BOX_INITS)}")
-    config = _layoutlm_config(text.model.config)
+    config = _layoutlm_config(text.model.config, position_offset(text.model))
     model = LayoutLMForTokenClassification(config)
     missing, unexpected = model.load_state_dict(_text_to_layoutlm_state(text.model), strict=False)
     if unexpected:
@@ -431,8 +462,8 @@ def with_layout(text: Bundle, box_init: str = "zero") -> Bundle:
 # --- a LayoutLMv3 teacher from a text encoder's weights ---------------------------------------
 
 
-def _layoutlmv3_config(text_config: Any, image_size: int = 224) -> LayoutLMv3Config:
-    base = _layoutlm_config(text_config)  # BERT-family sizes, whatever the text model's naming
+def _layoutlmv3_config(text_config: Any, offset: int = 0, image_size: int = 224) -> LayoutLMv3Config:
+    base = _layoutlm_config(text_config, offset)  # BERT-family sizes, whatever the text model's naming
     hidden = base.hidden_size
     coordinate = hidden // 6  # 4 * coordinate + 2 * shape == hidden, as in the base model (128, 128 for 768)
     shape = (hidden - 4 * coordinate) // 2
@@ -465,7 +496,7 @@ def layoutlmv3_from_text(text: Bundle) -> Bundle:
     bias (zero at start, so it starts as the text model) and its image patches (learnt from FUNSD).
     The tokenizer stays the text model's; the image goes through LayoutLMv3's image processor.
     """
-    config = _layoutlmv3_config(text.model.config)
+    config = _layoutlmv3_config(text.model.config, position_offset(text.model))
     model = LayoutLMv3ForTokenClassification(config)
     state = {
         k.replace("layoutlm.", "layoutlmv3.", 1): v for k, v in _text_to_layoutlm_state(text.model).items()

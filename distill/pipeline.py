@@ -32,11 +32,13 @@ from distill.run_dir import (
     STUDENT,
     TEACHER,
     TOKENIZERS,
+    count_empty_forms,
     describe_run_data,
     dir_size,
     load_run_data,
     mark_latest,
     new_run_dir,
+    note_empty_forms,
     read_json,
 )
 from distill.teacher_targets import cached_targets, ensemble_targets, word_targets
@@ -154,7 +156,10 @@ def run_training(config: TrainConfig) -> Path:
         test_words=sum(len(t) for t in gold),
         versions=versions(),
         encoding={"max_length": config.max_length, "stride": config.stride},
+        empty_forms=count_empty_forms(data),  # no windows: skipped for training, nothing to score
     )
+    if main:
+        note_empty_forms(metrics["empty_forms"])
 
     def save_metrics() -> None:
         if main:

@@ -105,16 +105,22 @@ def predict_word_logits(
     results: list[np.ndarray] = []
     pending: list[tuple[list[dict[str, np.ndarray]], int]] = []  # (windows, n_words) per form
     queue: list[dict[str, np.ndarray]] = []
+    # A form without words has no windows; its [0, labels] result takes the width the model gave others.
+    labels: int | None = getattr(getattr(backend, "model", None), "num_labels", None)
 
     def flush() -> None:
+        nonlocal labels
         outputs: list[np.ndarray] = []
         for i in range(0, len(queue), batch_size):
             chunk = queue[i : i + batch_size]
             logits = backend(pad_batch(chunk, pad_id))
             outputs.extend(logits[j, : len(w["input_ids"])] for j, w in enumerate(chunk))
+        if outputs:
+            labels = outputs[0].shape[-1]
         cursor = 0
         for windows, n_words in pending:
-            results.append(merge_word_logits(windows, outputs[cursor : cursor + len(windows)], n_words))
+            chunk_logits = outputs[cursor : cursor + len(windows)]
+            results.append(merge_word_logits(windows, chunk_logits, n_words, labels))
             cursor += len(windows)
         pending.clear()
         queue.clear()
@@ -158,6 +164,8 @@ class Predictor:
         self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None = None, image: Any = None
     ) -> list[WordPrediction]:
         """One label and its probability per word; `boxes` (0..1000) and `image` where the model needs them."""
+        if not words:  # nothing to label (and no window to run)
+            return []
         form = {"tokens": list(words), "bboxes": boxes, "image": image}
         (logits,) = predict_word_logits(self.encoder, self.backend, [form], self.batch_size)
         shifted = np.exp(logits - logits.max(-1, keepdims=True))

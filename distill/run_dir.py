@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -118,3 +119,20 @@ def load_run_data(config: TrainConfig) -> datasets.DatasetDict:
     # The same held-out forms whatever the run's seed, so runs tuned on them compare like for like.
     split = train.train_test_split(test_size=config.holdout_forms, seed=0, shuffle=True)
     return datasets.DatasetDict(train=split["train"], test=split["test"])
+
+
+def count_empty_forms(data: datasets.DatasetDict) -> dict[str, int]:
+    """Forms without a single word, per split: they load, but have nothing to train on or score."""
+    return {split: sum(1 for tokens in data[split]["tokens"] if not tokens) for split in data}
+
+
+def note_empty_forms(counts: dict[str, int]) -> None:
+    """One line on stderr when some forms have no words (the run skips them in training)."""
+    if any(counts.values()):
+        parts = ", ".join(f"{n} in {split}" for split, n in counts.items() if n)
+        print(
+            f"note: {sum(counts.values())} form(s) without words ({parts}): "
+            "skipped for training; in evaluation they have nothing to score",
+            file=sys.stderr,
+            flush=True,
+        )

@@ -36,29 +36,48 @@ class WindowSpan:
 def plan_windows(token_counts: Sequence[int], capacity: int, stride: int) -> list[WindowSpan]:
     """Cut a form into windows of whole words holding at most `capacity` sub-tokens each.
 
-    Consecutive windows share about `stride` tokens of context (whole words), so a word near one
-    window's edge sits nearer the middle of the next one.
+    Consecutive windows share up to `stride` tokens of context (whole words, and at least the last
+    word where it fits), so a word near one window's edge sits nearer the middle of the next one;
+    with `stride` 0 they share nothing.
+    Every window reaches past the previous one's end, so none lies inside another, and starts
+    and ends both strictly increase. A form without words has no windows.
     """
     if capacity < 1:
         raise ValueError(f"window capacity must be positive, got {capacity}")
+    if stride < 0:
+        raise ValueError(f"stride must not be negative, got {stride}")
     offsets = np.concatenate([[0], np.cumsum(token_counts)]).astype(int)
     n = len(token_counts)
     spans: list[WindowSpan] = []
     start = 0
-    while True:
+    while start < n:
         end = start
         while end < n and offsets[end + 1] - offsets[start] <= capacity:
             end += 1
-        end = max(end, start + 1) if n else 0  # a single over-long word still gets its window
+        end = max(end, start + 1)  # a single over-long word still gets its window
         spans.append(WindowSpan(start, end))
         if end >= n:
-            return spans
-        # The next window starts as early as keeps its overlap with this one within `stride` tokens,
-        # and shares at least this window's last word (the one nearest its edge).
-        nxt = end - 1 if end - 1 > start else end
-        while nxt - 1 > start and offsets[end] - offsets[nxt - 1] <= stride:
-            nxt -= 1
-        start = nxt
+            break
+        start = _next_start(offsets, start, end, capacity, stride)
+    return spans
+
+
+def _next_start(offsets: np.ndarray, start: int, end: int, capacity: int, stride: int) -> int:
+    """Where the window after [start, end) begins: as early as the overlap allows, never at `start`.
+
+    The next window must still take word `end` (else it would lie inside this one), so it cannot
+    start earlier than the first word from which word `end` fits; a positive stride shares at
+    least this window's last word (the one nearest its edge) whenever that fits.
+    """
+    fits = start + 1  # the earliest start from which words up to `end` fit within capacity
+    while fits < end and offsets[end + 1] - offsets[fits] > capacity:
+        fits += 1
+    if stride == 0:
+        return end
+    nxt = max(fits, end - 1)
+    while nxt - 1 >= fits and offsets[end] - offsets[nxt - 1] <= stride:
+        nxt -= 1
+    return nxt
 
 
 class WindowEncoder:
@@ -136,6 +155,8 @@ class WindowEncoder:
             raise ValueError("this model needs a box for every word")
         if boxes is not None and len(boxes) != len(words):
             raise ValueError(f"{len(words)} words but {len(boxes)} boxes")
+        if not words:  # nothing to predict or learn: no windows (training skips the form)
+            return []
         pixel_values = None
         if self.image_processor is not None:
             if image is None:
@@ -223,16 +244,21 @@ def pad_batch(
 
 
 def merge_word_logits(
-    windows: Sequence[dict[str, np.ndarray]], logits: Sequence[np.ndarray], n_words: int
+    windows: Sequence[dict[str, np.ndarray]],
+    logits: Sequence[np.ndarray],
+    n_words: int,
+    num_labels: int | None = None,
 ) -> np.ndarray:
     """One row of logits per word: from the window where the word sits furthest from an edge.
 
     `logits[i]` is window i's [tokens, labels] output (padding beyond the window is ignored).
     Distance counts sub-tokens to the nearer end of the window's content, so a word in an
     overlap is taken from the window that saw the most context on both sides of it.
+    A form without words has no windows: `num_labels` then gives its [0, labels] result a width.
     """
     if n_words == 0:
-        return np.zeros((0, logits[0].shape[-1] if len(logits) else 0), dtype=np.float32)
+        width = logits[0].shape[-1] if len(logits) else (num_labels or 0)
+        return np.zeros((0, width), dtype=np.float32)
     best = np.full(n_words, -1, dtype=np.int64)
     merged = np.zeros((n_words, logits[0].shape[-1]), dtype=np.float32)
     for window, window_logits in zip(windows, logits, strict=True):

@@ -28,6 +28,52 @@ def test_windows_cover_every_word_within_capacity() -> None:
     assert covered == set(range(len(counts)))
 
 
+def check_plan(counts: list[int], capacity: int, stride: int) -> None:
+    spans = plan_windows(counts, capacity, stride)
+    pairs = [(s.start, s.end) for s in spans]
+    covered = [w for s in spans for w in range(s.start, s.end)]
+    assert set(covered) == set(range(len(counts))), f"a word is in no window: {pairs}"
+    for s in spans:
+        assert s.end > s.start
+        assert s.end - s.start == 1 or sum(counts[s.start : s.end]) <= capacity, f"over capacity: {pairs}"
+    for i, a in enumerate(spans):
+        for b in spans[i + 1 :]:
+            inside = a.start <= b.start and b.end <= a.end or b.start <= a.start and a.end <= b.end
+            assert not inside, f"window {b} lies inside {a} (or the reverse): {pairs}"
+    for a, b in zip(spans, spans[1:], strict=False):
+        assert b.start > a.start and b.end > a.end, f"windows must move forward: {pairs}"
+        assert sum(counts[b.start : a.end]) <= max(stride, counts[a.end - 1]), f"overlap > stride: {pairs}"
+        if stride == 0:
+            assert b.start == a.end, f"stride 0 must not overlap: {pairs}"
+
+
+def test_the_reported_subset_window() -> None:
+    # Word lengths 3,4,2,6,3 at capacity 6 used to give [1,3) and then [2,3), a window inside the last.
+    for stride in (0, 1, 2, 4, 5):
+        check_plan([3, 4, 2, 6, 3], capacity=6, stride=stride)
+
+
+def test_stride_zero_means_disjoint_windows() -> None:
+    spans = plan_windows([1] * 10, capacity=4, stride=0)
+    assert [(s.start, s.end) for s in spans] == [(0, 4), (4, 8), (8, 10)]
+
+
+def test_windows_hold_for_random_forms() -> None:
+    """Property check over many random forms: coverage, capacity, no window inside another, stride."""
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        capacity = int(rng.integers(1, 20))
+        stride = int(rng.integers(0, capacity))
+        counts = rng.integers(1, capacity + 4, size=int(rng.integers(0, 40))).tolist()
+        check_plan(counts, capacity, stride)
+
+
+def test_a_form_without_words_has_no_windows(models) -> None:
+    assert plan_windows([], capacity=8, stride=2) == []
+    _, student = models
+    assert student.encoder(16, 4).encode_form([], [], tags=[]) == []
+
+
 def test_over_long_word_gets_its_own_window() -> None:
     spans = plan_windows([2, 50, 2], capacity=10, stride=3)
     assert [(s.start, s.end) for s in spans] == [(0, 1), (1, 2), (2, 3)]
