@@ -24,12 +24,15 @@ SMALL = ["--preset", "quickstart", "--synthetic-forms", "12", "--max-words", "60
 
 
 def tiny_checkpoint(
-    tmp_path: Path, config_class: type = BertConfig, model_class: type = BertForTokenClassification
+    tmp_path: Path,
+    config_class: type = BertConfig,
+    model_class: type = BertForTokenClassification,
+    max_positions: int = 512,
 ) -> Path:
     """A small encoder (BERT unless told) built from a config, saved as a local model directory."""
     tokenizer = tiny_student(WORDS).tokenizer
     config = config_class(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                          intermediate_size=64, max_position_embeddings=512)  # fmt: skip
+                          intermediate_size=64, max_position_embeddings=max_positions)  # fmt: skip
     path = tmp_path / f"tiny-{config.model_type}"
     model_class(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
