@@ -67,3 +67,17 @@ def test_noise_filters_are_targeted(capfd: object) -> None:
     finally:
         logger.removeHandler(handler)
     assert seen == ["Asking to pad but the tokenizer does not have a padding token."], seen
+
+
+def test_bench_ends_by_saying_where_the_report_went(quickstart_run: Path, tmp_path: Path) -> None:
+    """One PyTorch case is enough: the line must come last, after pytest-benchmark's own tables."""
+    from tests.conftest import REPO, run_cli
+
+    args = ["-m", "pytest", str(REPO / "bench"), "--benchmark-only", "--run-dir", str(quickstart_run)]
+    args += ["--report-dir", "rep", "--no-memory", "--threads", "1", "-p", "no:cacheprovider"]
+    args += ["-k", "test_latency and student-torch-fp32-b1-s128", "--benchmark-min-rounds", "1"]
+    out = run_cli([*args, "--benchmark-max-time", "0.05", "--benchmark-warmup", "off"], cwd=tmp_path).stdout
+    assert (tmp_path / "rep" / "benchmark.md").is_file()
+    lines = out.strip().splitlines()
+    assert lines[-2] == "benchmark report: rep/benchmark.md (with benchmark.png and benchmark.json beside it)"
+    assert out.index("benchmark report:") > out.index("Legend:"), "below the benchmark tables"
