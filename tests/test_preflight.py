@@ -9,7 +9,6 @@ from transformers import BertConfig, DebertaV2Config, RobertaConfig
 
 from distill import preflight, train
 from distill.models import tiny_student, tiny_teacher
-from tests.conftest import run_cli
 from tests.test_students import WORDS, tiny_checkpoint
 
 # /proc/cpuinfo flag lines of real machines.
@@ -96,7 +95,7 @@ def test_position_limits_come_from_the_model_config() -> None:
 
 @pytest.mark.parametrize("student", ["tiny", "checkpoint"])
 def test_max_length_beyond_the_models_positions_is_refused_before_any_work(
-    tmp_path: Path, student: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], student: str
 ) -> None:
     if student == "tiny":
         args, limit = ["--preset", "quickstart", "--max-length", "600"], 512
@@ -104,8 +103,8 @@ def test_max_length_beyond_the_models_positions_is_refused_before_any_work(
         path = tiny_checkpoint(tmp_path, max_positions=64)
         args = ["--preset", "quickstart", "--student", str(path), "--stage", "student", "--alpha", "0"]
         args, limit = [*args, "--max-length", "100", "--stride", "16"], 64
-    proc = run_cli(["-m", "distill.train", *args, "--output-dir", "run"], cwd=tmp_path, check=False)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    lines = proc.stderr.strip().splitlines()
+    monkeypatch.chdir(tmp_path)
+    assert train.main([*args, "--output-dir", "run"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and f"positions for ({limit})" in lines[0], lines
     assert not (tmp_path / "run").exists()
