@@ -22,12 +22,13 @@ import pytest
 
 from bench.context import Bench, Case
 from bench.machine import default_threads
-from bench.report import write_report
+from bench.report import JSON, PLOT, write_report
 from bench.summary import summarise
 from distill.errors import DistillError
 from distill.run_dir import resolve_run_dir
 
 BENCH = pytest.StashKey[Bench]()
+REPORT = pytest.StashKey[Path]()  # benchmark.md, once written
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -125,10 +126,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     bench.finish()
     summary = summarise(bench, bench.results)
     benchmark_json = _pytest_benchmark_json(config, bench.results)
-    path = write_report(Path(config.getoption("report_dir")), summary, benchmark_json)
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"docdistill benchmark report: {path}")
+    config.stash[REPORT] = write_report(Path(config.getoption("report_dir")), summary, benchmark_json)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Where the report went, as the last section: after pytest-benchmark's own tables, not above them."""
+    path = config.stash.get(REPORT, None)
+    if path is not None:
+        terminalreporter.section("docdistill")
+        terminalreporter.write_line(f"benchmark report: {path} (with {PLOT} and {JSON} beside it)")
 
 
 def _pytest_benchmark_json(config: pytest.Config, metadatas: list[Any]) -> dict[str, Any]:

@@ -175,14 +175,8 @@ class TrainConfig:
 
     @classmethod
     def read(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        try:
-            values = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as err:
-            raise DistillError("no such config file", path) from err
-        except tomllib.TOMLDecodeError as err:
-            raise DistillError(f"not valid TOML: {err}", path) from err
-        return cls().updated(values, source=path)
+        """The whole configuration in `path` (unset options at their defaults): a run's config.toml."""
+        return cls().updated(read_values(path), source=path)
 
     def updated(self, values: dict[str, Any], source: str | Path | None = None) -> TrainConfig:
         """A copy with `values` (kebab- or snake-case keys) applied; unknown keys are an error."""
@@ -217,6 +211,51 @@ class TrainConfig:
         if self.temperature <= 0:
             raise DistillError(f"--temperature must be positive, got {self.temperature}")
         return self
+
+
+def read_values(path: str | Path) -> dict[str, Any]:
+    """Only the options a TOML file sets (unknown names an error): the config-file layer of the CLI.
+
+    Returning just what the file holds, not a whole TrainConfig, is what lets a preset survive a
+    partial config file (defaults < preset < config file < flags).
+    """
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise DistillError("no such config file", path) from err
+    except tomllib.TOMLDecodeError as err:
+        raise DistillError(f"not valid TOML: {err}", path) from err
+    TrainConfig().updated(values, source=path)  # unknown option names fail here, naming the file
+    return {key.replace("-", "_"): value for key, value in values.items()}
+
+
+# Options that change what a run trains and scores. Resuming a run directory with any of them
+# different would mix two experiments in one run, so it is refused; the others (where reports go,
+# evaluation batch size, precision, checkpoint frequency, which stages to run now) may change
+# between the invocations of one run. A new option is run-defining unless listed here.
+NOT_RUN_DEFINING = frozenset(
+    {
+        "output_dir",
+        "report_dir",
+        "eval_batch_size",
+        "resume",
+        "stage",
+        "baseline",
+        "save_steps",
+        "fp16",
+        "bf16",
+    }
+)
+
+
+def run_defining_differences(old: TrainConfig, new: TrainConfig) -> list[str]:
+    """`--option old -> new` for each run-defining option that differs between two configurations."""
+    return [
+        f"--{f.name.replace('_', '-')} {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
+        for f in fields(TrainConfig)
+        if f.name not in NOT_RUN_DEFINING and getattr(old, f.name) != getattr(new, f.name)
+    ]
 
 
 # Named bundles of options; the CLI applies a preset first, then a config file, then flags.

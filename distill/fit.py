@@ -83,13 +83,17 @@ def clear_checkpoints(run: Path, name: str) -> None:
 # so they never get a gradient and never change. DDP without find_unused_parameters (the fast path)
 # fails on parameters that get no gradient; freezing them changes nothing else.
 NO_GRAD_PARAMETERS = ("rel_pos_bias.weight", "rel_pos_x_bias.weight", "rel_pos_y_bias.weight")
+# LayoutLM (v1) token classification still builds and runs the [CLS] pooler, whose output the
+# token-level loss never reads: the same DDP failure ("Expected to have finished reduction").
+# Frozen rather than removed, so a saved student keeps every weight its checkpoint format expects.
+POOLER = ".pooler."
 
 
 def freeze_gradient_free(model: torch.nn.Module) -> None:
-    if model.config.model_type != "layoutlmv3":
-        return
+    """Freeze the parameters a token-classification loss can never reach (see above)."""
+    layoutlmv3 = model.config.model_type == "layoutlmv3"
     for name, parameter in model.named_parameters():
-        if name.endswith(NO_GRAD_PARAMETERS):
+        if POOLER in name or (layoutlmv3 and name.endswith(NO_GRAD_PARAMETERS)):
             parameter.requires_grad_(False)
 
 

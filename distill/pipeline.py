@@ -24,6 +24,7 @@ from distill.fit import FitResult, clear_checkpoints, fit
 from distill.machine import is_main_process, package_versions
 from distill.metrics import score_word_logits
 from distill.models import Bundle, build_student, build_teacher, load_bundle
+from distill.preflight import check_settings
 from distill.report import write_training_report
 from distill.run_dir import (
     BASELINE,
@@ -32,6 +33,7 @@ from distill.run_dir import (
     STUDENT,
     TEACHER,
     TOKENIZERS,
+    check_resumable,
     count_empty_forms,
     describe_run_data,
     dir_size,
@@ -135,8 +137,10 @@ def train_and_save(
 def run_training(config: TrainConfig) -> Path:
     """Run the stages `config.stage` asks for; return the run directory."""
     config.validate()
+    check_settings(config)  # before any data or model is loaded
     run = new_run_dir(config.output_dir)
     config = config.updated({"output_dir": str(run)})
+    check_resumable(run, config)
     main = is_main_process()
     if main:
         run.mkdir(parents=True, exist_ok=True)

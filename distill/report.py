@@ -9,6 +9,8 @@ from distill import atomic
 from distill.machine import machine_summary
 from distill.schema import ENTITY_TYPES
 
+TRAINING_REPORT = "training.md"
+
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
@@ -75,4 +77,4 @@ def render_training_report(metrics: dict[str, Any], run: Path) -> str:
 
 
 def write_training_report(metrics: dict[str, Any], report_dir: Path, run: Path) -> Path:
-    return atomic.write_text(report_dir / "training.md", render_training_report(metrics, run))
+    return atomic.write_text(report_dir / TRAINING_REPORT, render_training_report(metrics, run))

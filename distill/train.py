@@ -11,9 +11,12 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from distill.config import PRESETS, TrainConfig
+from distill.config import PRESETS, TrainConfig, read_values
+from distill.console import quiet_library_noise, training_summary
 from distill.errors import DistillError
+from distill.machine import is_main_process
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,11 +68,21 @@ def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
     if "preset" in given:
         config = config.updated(PRESETS[given.pop("preset")])
     if "config" in given:
-        config = config.updated(dataclasses.asdict(TrainConfig.read(given.pop("config"))))
+        path = given.pop("config")
+        values = read_values(path)
+        # A run's config.toml names its own run directory: reusing the file for a new run must not
+        # write into that run. The output directory comes from --output-dir alone.
+        if values.pop("output_dir", ""):
+            print(
+                f"note: {path}: output_dir ignored (pass --output-dir to choose the run directory)",
+                file=sys.stderr,
+            )
+        config = config.updated(values, source=path)
     return config.updated(given).validate()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_library_noise()
     try:
         config = parse_config(argv)
         from distill.pipeline import run_training  # heavy imports after the arguments are known good
@@ -81,7 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: rerun the same command (with the same --output-dir) to resume", file=sys.stderr)
         return 130
-    print(f"run directory: {run}\nnext: python -m export.onnx --run-dir {run}")
+    if is_main_process():  # one summary per launch, not one per DDP rank
+        from distill.report import TRAINING_REPORT
+        from distill.run_dir import METRICS, read_json
+
+        report = Path(config.report_dir) / TRAINING_REPORT
+        print("\n" + training_summary(read_json(run / METRICS), run, report))
     return 0
 
 

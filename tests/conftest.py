@@ -33,7 +33,10 @@ def run_cli(
 def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The README's main job, exactly: `python -m distill.train --preset quickstart`."""
     home = tmp_path_factory.mktemp("quickstart")
-    run_cli(
+    proc = run_cli(
         ["-m", "distill.train", "--preset", "quickstart", "--report-dir", str(home / "reports")], cwd=home
     )
+    # What the user saw, for the tests of the terminal output.
+    (home / "stdout.txt").write_text(proc.stdout)
+    (home / "stderr.txt").write_text(proc.stderr)
     return (home / "runs" / "latest").resolve()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +17,22 @@ from transformers import BertConfig, BertForTokenClassification
 from distill.models import Bundle, layoutlmv3_from_text, load_bundle, tiny_student, with_layout
 from distill.predict import Predictor
 from distill.windows import pad_batch
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 WORDS = "Date Name Phone Company Amount Total Reynolds Tobacco invoice approved".split() * 20
 SMALL = ["--preset", "quickstart", "--synthetic-forms", "12", "--max-words", "60", "--epochs", "1"]
 
 
 def tiny_checkpoint(
-    tmp_path: Path, config_class: type = BertConfig, model_class: type = BertForTokenClassification
+    tmp_path: Path,
+    config_class: type = BertConfig,
+    model_class: type = BertForTokenClassification,
+    max_positions: int = 512,
 ) -> Path:
     """A small encoder (BERT unless told) built from a config, saved as a local model directory."""
     tokenizer = tiny_student(WORDS).tokenizer
     config = config_class(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                          intermediate_size=64, max_position_embeddings=512)  # fmt: skip
+                          intermediate_size=64, max_position_embeddings=max_positions)  # fmt: skip
     path = tmp_path / f"tiny-{config.model_type}"
     model_class(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -192,3 +198,20 @@ def test_box_initialisations_differ_as_documented() -> None:
     assert float(tables["random"].x_position_embeddings.weight.std()) > 0.01
     with pytest.raises(DistillError, match="sinusoid"):
         with_layout(text, "gaussian")
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
+def test_layout_student_trains_under_torchrun_two_processes(tmp_path: Path) -> None:
+    """LayoutLM's unused pooler once broke DDP ("Expected to have finished reduction") at step 2."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    args = [*SMALL, "--student-layout", "--stage", "student", "--alpha", "0", "--batch-size", "2"]
+    cmd = ["torchrun", "--nproc_per_node", "2", "-m", "distill.train", *args, "--max-steps", "3"]
+    proc = subprocess.run([*cmd, "--output-dir", "ddp"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["models"]["student"]
+    assert record["layout"] is True and record["world_size"] == 2 and record["train_steps"] == 3
+    weights = load_file(tmp_path / "ddp" / "student" / "model.safetensors")
+    assert "layoutlm.pooler.dense.weight" in weights, (
+        "the pooler is frozen, not dropped: the checkpoint stays whole"
+    )

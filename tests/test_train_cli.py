@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.torch import load_file
 
 from distill.config import TrainConfig
 from distill.predict import Predictor
@@ -122,9 +123,25 @@ def test_config_file_is_read_and_checked(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "bad.toml: unknown option 'not_an_option'" in proc.stderr
 
 
-def test_killed_run_resumes_from_its_checkpoint_and_finishes_with_the_same_files(tmp_path: Path) -> None:
+def model_weights(run: Path) -> dict[str, dict[str, np.ndarray]]:
+    return {
+        name: {k: v.numpy() for k, v in load_file(run / name / "model.safetensors").items()}
+        for name in ("teacher", "student", "student-baseline")
+    }
+
+
+# Resuming restores the model, optimizer, scheduler and RNG states, so on CPU the resumed run ends
+# where the uninterrupted one does; the tolerance (met on 2 CPU cores) only allows for sums that
+# a BLAS may order differently between processes.
+RESUME_ATOL = 1e-6
+
+
+def test_killed_run_resumes_from_its_checkpoint_and_ends_with_the_same_weights(tmp_path: Path) -> None:
     args = [*SMALL, "--teacher-epochs", "12", "--save-steps", "4"]
     run_cli(["-m", "distill.train", *args, "--output-dir", "whole"], cwd=tmp_path)
+    # The tiny WordPiece trainer is not deterministic (see trained_once): give the second run the
+    # first one's tokenizers, so the weights compared differ only by the interruption.
+    shutil.copytree(tmp_path / "whole" / "tokenizers", tmp_path / "killed" / "tokenizers")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "distill.train", *args, "--output-dir", "killed"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -141,6 +158,13 @@ def test_killed_run_resumes_from_its_checkpoint_and_finishes_with_the_same_files
     assert run_files(tmp_path / "killed") == run_files(tmp_path / "whole")
     metrics = json.loads((tmp_path / "killed" / "metrics.json").read_text())
     assert metrics["models"]["teacher"]["resumed_from"].startswith("checkpoint-")
+    whole, resumed = model_weights(tmp_path / "whole"), model_weights(tmp_path / "killed")
+    for name, tensors in whole.items():
+        assert tensors.keys() == resumed[name].keys()
+        for key, value in tensors.items():
+            np.testing.assert_allclose(
+                resumed[name][key], value, rtol=0, atol=RESUME_ATOL, err_msg=f"{name} {key}"
+            )
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
@@ -162,7 +186,7 @@ def test_an_ensemble_of_teachers_with_different_tokenisers_distils_one_student(
     from distill.config import TrainConfig
     from distill.data import load_source
     from distill.models import load_bundle
-    from distill.pipeline import ensemble_word_logits, word_logits
+    from distill.pipeline import ensemble_word_logits
 
     members = [str(quickstart_run / "teacher"), str(quickstart_run / "student")]  # BPE and WordPiece
     args = [*SMALL, "--stage", "student", "--teacher-dir", ",".join(members), "--no-baseline"]
@@ -173,11 +197,53 @@ def test_an_ensemble_of_teachers_with_different_tokenisers_distils_one_student(
     assert 0.0 <= teacher["f1"] <= 1.0 and metrics["models"]["student"]["distilled"] is True
     assert not (tmp_path / "ens" / "teacher").exists(), "members stay where they are"
 
+    # The average against each member run directly (its own tokenizer or processor, one forward
+    # pass, first sub-token of each word): not through the window encoder or word merge under test.
     config = TrainConfig(max_length=128, stride=32)
     forms = load_source("synthetic", synthetic_forms=6, max_words=40)["test"]
-    bundles = [load_bundle(m) for m in members]
-    mean = ensemble_word_logits(bundles, forms, config, "test")
-    each = [word_logits(b, forms, config, "test") for b in bundles]
+    mean = ensemble_word_logits([load_bundle(m) for m in members], forms, config, "test")
     for i, form in enumerate(forms):
-        assert mean[i].shape == (len(form["tokens"]), each[0][i].shape[1])
-        np.testing.assert_allclose(mean[i], (each[0][i] + each[1][i]) / 2, rtol=1e-5, atol=1e-6)
+        each = [direct_word_logits(Path(m), form) for m in members]
+        assert mean[i].shape == each[0].shape == (len(form["tokens"]), len(LABELS))
+        np.testing.assert_allclose(mean[i], (each[0] + each[1]) / 2, rtol=0, atol=1e-4)
+    assert not np.allclose(each[0], each[1], atol=0.1), "the members disagree: the mean is a real average"
+
+
+def direct_word_logits(model_dir: Path, form: dict) -> np.ndarray:
+    """One model's logits at the first sub-token of each word, straight from transformers."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, LayoutLMv3Processor
+
+    model = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
+    words, boxes = form["tokens"], form["bboxes"]
+    if model.config.model_type == "layoutlmv3":
+        processor = LayoutLMv3Processor.from_pretrained(model_dir, apply_ocr=False)
+        inputs = processor(form["image"].convert("RGB"), words, boxes=boxes, return_tensors="pt")
+    else:
+        inputs = AutoTokenizer.from_pretrained(model_dir)(
+            words, is_split_into_words=True, return_tensors="pt"
+        )
+    assert inputs["input_ids"].shape[1] <= 128, "the form fits one window: no windowing to reproduce"
+    with torch.no_grad():
+        logits = model(**inputs).logits[0].numpy()
+    first = {}
+    for position, word in enumerate(inputs.word_ids()):
+        if word is not None and word not in first:
+            first[word] = position
+    return logits[[first[w] for w in range(len(words))]]
+
+
+def test_a_student_distilled_with_alpha_1_differs_from_its_baseline(
+    quickstart_run: Path, tmp_path: Path
+) -> None:
+    """alpha 1 trains on the teacher's soft targets alone; the baseline on the labels alone, from
+    the same initialisation and data order: if distillation changed nothing, they would be equal."""
+    args = [*SMALL, "--stage", "student", "--teacher-dir", str(quickstart_run / "teacher"), "--alpha", "1"]
+    run_cli(["-m", "distill.train", *args, "--output-dir", "a1"], cwd=tmp_path)
+    distilled = load_file(tmp_path / "a1" / "student" / "model.safetensors")
+    baseline = load_file(tmp_path / "a1" / "student-baseline" / "model.safetensors")
+    assert distilled.keys() == baseline.keys()
+    gap = max(float((distilled[k] - baseline[k]).abs().max()) for k in distilled)
+    assert gap > 1e-3, f"the distilled student equals its baseline (largest difference {gap:g})"
+    metrics = json.loads((tmp_path / "a1" / "metrics.json").read_text())
+    assert metrics["distillation"]["alpha"] == 1.0 and metrics["models"]["student"]["distilled"] is True
