@@ -192,6 +192,8 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         if self.stage not in ("teacher", "student", "all"):
             raise DistillError(f"--stage must be teacher, student or all, got {self.stage!r}")
+        if self.stride < 0:
+            raise DistillError(f"--stride cannot be negative (0: windows without overlap), got {self.stride}")
         if self.stride >= self.max_length:
             raise DistillError(
                 f"--stride ({self.stride}) must be smaller than --max-length ({self.max_length})"

@@ -104,6 +104,7 @@ def test_help_documents_every_option(tmp_path: Path) -> None:
     [
         (["--config", "missing.toml"], "missing.toml: no such config file"),
         (["--stride", "600"], "--stride (600) must be smaller than --max-length (512)"),
+        (["--stride", "-1"], "--stride cannot be negative"),
         (
             ["--stage", "student", "--preset", "quickstart", "--output-dir", "fresh"],
             "needs a fine-tuned teacher",
