@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.runtimes import BASELINE_RUNTIME, BY_NAME, REFERENCE, RUNTIMES
+from bench.timing import P95_MIN_ROUNDS
 from distill import atomic
 
 MARKDOWN = "benchmark.md"
@@ -108,6 +109,12 @@ def fmt_params(params: int | None) -> str:
     return f"{params / 1e6:.1f}M" if params >= 1e5 else f"{params / 1e3:.0f}k"
 
 
+def p95(row: dict[str, Any]) -> float | None:
+    """The row's p95, only where enough rounds make it one (else the slowest call or two)."""
+    rounds = row.get("rounds")
+    return row.get("p95_s") if isinstance(rounds, int) and rounds >= P95_MIN_ROUNDS else None
+
+
 def fmt_share(share: float | None) -> str:
     return f"{share * 100:.0f}%" if share is not None else "–"
 
@@ -150,7 +157,15 @@ COMMON_HEADER = ["speed-up", "G(FL)OP/s", "% limit", "F1", "ΔF1", "peak MiB", "
 def scenario_table(group: str, rows: list[dict[str, Any]]) -> str:
     body = []
     if group == "end-to-end":
-        header = ["model", "runtime", "forms/s", "seq/s", "p50 s/pass", "p95 s/pass"] + COMMON_HEADER
+        header = [
+            "model",
+            "runtime",
+            "forms/s",
+            "seq/s",
+            "p50 s/pass",
+            "p95 s/pass",
+            "rounds",
+        ] + COMMON_HEADER
         for r in rows:
             body.append(
                 [
@@ -159,18 +174,26 @@ def scenario_table(group: str, rows: list[dict[str, Any]]) -> str:
                     fmt(r.get("forms_per_s")),
                     fmt(r.get("seq_per_s")),
                     fmt(r["p50_s"]),
-                    fmt(r["p95_s"]),
+                    fmt(p95(r)),
+                    str(r.get("rounds", "–")),
                 ]
                 + _common(r)
             )
     else:
-        header = ["model", "runtime", "p50 ms", "p95 ms", "seq/s"] + COMMON_HEADER
+        header = ["model", "runtime", "p50 ms", "p95 ms", "rounds", "seq/s"] + COMMON_HEADER
         for r in rows:
             label = r["runtime_label"]
             if r.get("seq_requested") and r.get("seq") != r.get("seq_requested"):
                 label += f" (seq capped at {r['seq']})"
             body.append(
-                [r["model"], label, fmt_ms(r["p50_s"]), fmt_ms(r["p95_s"]), fmt(r.get("seq_per_s"))]
+                [
+                    r["model"],
+                    label,
+                    fmt_ms(r["p50_s"]),
+                    fmt_ms(p95(r)),
+                    str(r.get("rounds", "–")),
+                    fmt(r.get("seq_per_s")),
+                ]
                 + _common(r)
             )
     return table(header, body)
@@ -300,9 +323,11 @@ def skipped_lines(skipped: list[dict[str, str]]) -> list[str]:
 
 METHOD = """\
 - Latency: synthetic full batches of the shape named (batch x text tokens; LayoutLMv3 adds its image
-  patches), through the same `Backend` call as `predict_word_logits`. One untimed call sizes the case,
-  then warm-up calls, then rounds of one call each (`--benchmark-max-time` per case, at least
-  `--benchmark-min-rounds`); p50/p95 over those rounds.
+  patches), through the same `Backend` call as `predict_word_logits`. One untimed cold call, then a
+  fixed number of warm-up calls whose fastest sizes the case, then rounds of one call each
+  (`--benchmark-max-time` per case, at least `--benchmark-min-rounds`); p50/p95 over those rounds,
+  whose count the `rounds` column gives. p95 is shown only with at least 20 rounds ("–" otherwise:
+  with fewer it is the slowest call or two).
 - End to end: `predict_word_logits` over the whole test split (tokenising, windows, image resize,
   padding, model, word merge), batches of 8 windows; images decoded beforehand.
 - FLOPs per sequence of L text tokens, T tokens through the encoder (L, plus image patches + 1 for

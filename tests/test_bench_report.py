@@ -151,7 +151,7 @@ def test_markdown_has_header_headline_tables_and_skips() -> None:
         < text.index("## Latency batch 8 seq 128")
     )
     assert (
-        "| student | ORT int8 | 50.0 | 75.0 | 20.0 | 20.0× | 200 | 50% | 85.0 | -5.0 | 300 | 2.00 | 66.0M |"
+        "| student | ORT int8 | 50.0 | – | 5 | 20.0 | 20.0× | 200 | 50% | 85.0 | -5.0 | 300 | 2.00 | 66.0M |"
         in text
     )
     assert "- PyTorch CUDA fp16 (teacher, student): no CUDA device" in text
