@@ -109,6 +109,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if name in metafunc.fixturenames:
             found: list[Case] = cases()
             metafunc.parametrize(name, found, ids=[c.id for c in found])
+    if "limit_kernel" in metafunc.fixturenames:
+        probes = bench.limit_kernels()
+        ids = [f"{k.name.replace(' ', '-')}-{k.shape_text}" for k in probes]
+        metafunc.parametrize("limit_kernel", probes, ids=ids)
 
 
 @pytest.fixture(scope="session")

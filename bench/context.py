@@ -20,8 +20,10 @@ import pytest
 from bench import memory
 from bench.catalog import Catalog
 from bench.contention import CpuShare
-from bench.flops import Flops, batch_flops, max_text_length
+from bench.flops import Flops, batch_flops, max_text_length, visual_patches, widths
+from bench.limits import Kernel, kernels, model_shapes
 from bench.machine import MachineInfo, machine_info
+from bench.quantised import NONE, QuantisedShare, file_share
 from bench.reference import quantize_with_optimum_defaults
 from bench.runtimes import (
     BY_NAME,
@@ -132,6 +134,27 @@ class Bench:
                     for seq in SEQ_LENGTHS:
                         cases.append(Case("latency", model, runtime, batch, min(seq, limit), seq))
         return cases
+
+    def limit_kernels(self) -> list[Kernel]:
+        """The limit probes: a large square GEMM, and every model's own GEMMs at the token counts timed."""
+        shapes = []
+        for entry in self.catalog.models.values():
+            config = entry.config
+            patches = visual_patches(config)
+            tokens = min(max(SEQ_LENGTHS), max_text_length(config)) + (patches + 1 if patches else 0)
+            hidden, ffn = widths(config)
+            for batch in BATCH_SIZES:
+                shapes += model_shapes(hidden, ffn, batch * tokens)
+        return kernels(shapes, shapes)
+
+    def quantised_share(self, model: str, runtime: Runtime) -> QuantisedShare:
+        """What the row runs in int8, read from its ONNX graph (none for PyTorch and float variants)."""
+        if runtime.engine != "onnxruntime" or runtime.limit != "int8":
+            return NONE
+        try:
+            return file_share(self.onnx_path(model, runtime))
+        except Unavailable:
+            return NONE
 
     def e2e_cases(self) -> list[Case]:
         return [Case("e2e", m, r, E2E_BATCH) for m in self.catalog.models for r in self.runtimes_for(m)]

@@ -14,6 +14,8 @@ def test_latency(benchmark: Any, bench: Bench, latency_case: Case, request: Any)
     case = latency_case
     entry, backend = bench.open_case(benchmark, case)
     inputs = synthetic_batch(entry.config, case.batch, case.seq)
+    flops = batch_flops(entry.config, case.batch, case.seq)
+    share = bench.quantised_share(case.model, case.runtime)
     _, first = first_call(lambda: backend(inputs))
     benchmark.extra_info.update(
         kind="latency",
@@ -22,7 +24,9 @@ def test_latency(benchmark: Any, bench: Bench, latency_case: Case, request: Any)
         batch=case.batch,
         seq=case.seq,
         seq_requested=case.seq_requested,
-        flops=batch_flops(entry.config, case.batch, case.seq).total,
+        flops=flops.total,
+        flops_int8=flops.int8_part(share),  # the rest runs in fp32: the row's limit is that mix
+        quantised=share.describe(),
         sequences=case.batch,
     )
     run_timed(benchmark, lambda: backend(inputs), first, request.config)

@@ -46,12 +46,19 @@ def warm_up(fn: Callable[[], Any], calls: int = WARMUP_CALLS) -> float:
     return min(times)
 
 
-def run_timed(benchmark: Any, fn: Callable[[], Any], first_call_s: float, config: Any = None) -> None:
+def run_timed(
+    benchmark: Any,
+    fn: Callable[[], Any],
+    first_call_s: float,
+    config: Any = None,
+    max_time: float | None = None,
+) -> None:
     """Time `fn` with pytest-benchmark; `config` (pytest's) supplies the --benchmark-* budget options.
 
     `first_call_s` (the cold call the caller already made) is recorded, not used for sizing.
     """
-    max_time = float(_option(config, "benchmark_max_time", 1.0))
+    if max_time is None:
+        max_time = float(_option(config, "benchmark_max_time", 1.0))
     min_rounds = int(_option(config, "benchmark_min_rounds", 5))
     warm = warm_up(fn)
     warmup, rounds = plan_rounds(warm, max_time, min_rounds)
