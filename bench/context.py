@@ -24,7 +24,7 @@ from bench.flops import Flops, batch_flops, max_text_length, visual_patches, wid
 from bench.limits import Kernel, kernels, model_shapes
 from bench.machine import MachineInfo, machine_info
 from bench.quantised import NONE, QuantisedShare, file_share
-from bench.reference import quantize_with_optimum_defaults
+from bench.reference import quantize_with_optimum_defaults, same_model
 from bench.runtimes import (
     BY_NAME,
     REFERENCE,
@@ -202,6 +202,16 @@ class Bench:
         )
         self.notes["reference"] = recipe
         return path
+
+    def reference_is_ours(self, model: str) -> bool | None:
+        """Whether the optimum reference and the model's int8 variant are the same model (None: not both built)."""
+        if "reference" not in self.notes:
+            return None
+        ours = self.catalog.onnx_path(model, "int8")
+        fp32 = self.catalog.onnx_path(model, "fp32")
+        if ours is None or fp32 is None:
+            return None
+        return same_model(ours, self._reference(model, fp32))
 
     def backend(self, model: str, runtime: Runtime) -> Backend:
         """The model in this runtime, ready to call; the last two stay loaded (cases run in model/runtime order)."""

@@ -120,6 +120,17 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
     )
     if mismatched:
         notes["f1_mismatch"] = "; ".join(mismatched)
+    if any(r["runtime"] == REFERENCE for r in model_rows):
+        same = bench.reference_is_ours("student")
+        if same is not None:
+            notes["reference_same_model"] = same
+            notes["int8_method"] = (
+                catalog.manifest.get("models", {})
+                .get("student", {})
+                .get("variants", {})
+                .get("int8", {})
+                .get("method")
+            )
     return {
         "run": {
             "path": str(catalog.run),
