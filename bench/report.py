@@ -438,6 +438,13 @@ def render(summary: dict[str, Any], plot_name: str | None = PLOT) -> str:
             + "; ".join(beaten)
             + "."
         )
+    forms = sorted({r["f1_forms"] for r in rows if r.get("f1") is not None and r.get("f1_forms")})
+    if forms:
+        lines.append(
+            f"- The F1 column covers {' or '.join(map(str, forms))} test forms (the split's first N)."
+        )
+    if notes.get("f1_not_compared"):
+        lines.append(f"- F1 not cross-checked: {notes['f1_not_compared']}.")
     if notes.get("f1_mismatch"):
         lines.append(
             f"- **F1 stated in the run's files differs from what the bench measured** (F1 column shows the stated): {notes['f1_mismatch']}."

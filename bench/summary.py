@@ -76,6 +76,9 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
     measured_f1 = {(r["model"], r["runtime"]): r["f1_measured"] for r in rows if r.get("kind") == "e2e"}
     pairs = sorted({(r["model"], r["runtime"]) for r in rows if r.get("kind") in ("latency", "e2e")})
     memory = bench.peak_memory(pairs)
+    e2e_ran = any(r.get("kind") == "e2e" for r in rows)
+    measured_forms = len(bench.test_forms) if e2e_ran else None
+    split_forms = bench.test_split_size or None
     model_rows = []
     for row in rows:
         if row.get("kind") not in ("latency", "e2e"):
@@ -93,6 +96,8 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
             except Exception:  # the reference was never built: no size to show
                 size = None
         mem = memory.get(key, {})
+        # Which forms each F1 covers: the export's scored forms (the whole split unless it was cut).
+        stated_forms = catalog.f1_forms(row["model"], runtime) or split_forms
         model_rows.append(
             {
                 **row,
@@ -101,6 +106,8 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
                 "f1": f1,
                 "f1_source": source if f1 is not None else None,
                 "f1_measured": measured_f1.get(key),
+                "f1_forms": stated_forms if source == "run files" else measured_forms,
+                "f1_measured_forms": measured_forms if key in measured_f1 else None,
                 "size_bytes": size,
                 "params": catalog.params(row["model"]),
                 "memory_mib": mem.get("peak_mib"),
@@ -109,17 +116,22 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
         )
     config = catalog.config
     notes = dict(bench.notes)
-    mismatched = sorted(
-        {
-            f"{r['model']} / {r['runtime_label']}: stated {r['f1'] * 100:.1f}, measured {r['f1_measured'] * 100:.1f}"
-            for r in model_rows
-            if r["f1_source"] == "run files"
-            and r["f1_measured"] is not None
-            and abs(r["f1"] - r["f1_measured"]) > F1_TOLERANCE
-        }
-    )
+    mismatched = f1_mismatches(model_rows)
     if mismatched:
         notes["f1_mismatch"] = "; ".join(mismatched)
+    not_compared = sorted(
+        {
+            f"{r['model']} / {r['runtime_label']}"
+            for r in model_rows
+            if _stated_and_measured(r) and not _same_forms(r)
+        }
+    )
+    if not_compared:
+        notes["f1_not_compared"] = (
+            f"the run's files score {_forms_text(model_rows, 'f1_forms', split_forms)}, the bench's end-to-end pass "
+            f"the first {measured_forms} of {split_forms} test forms (--e2e-forms): different forms, so their F1 "
+            f"are not compared ({len(not_compared)} rows)"
+        )
     if any(r["runtime"] == REFERENCE for r in model_rows):
         same = bench.reference_is_ours("student")
         if same is not None:
@@ -138,8 +150,8 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
             "data": describe_run_data(config),
             "max_length": config.max_length,
             "stride": config.stride,
-            "test_forms": len(bench.test_forms) if any(r.get("kind") == "e2e" for r in rows) else None,
-            "test_split_forms": bench.test_split_size or None,
+            "test_forms": measured_forms,
+            "test_split_forms": split_forms,
             "timing_only": catalog.timing_only,
             "contention": bench.contention,
             "note": TIMING_ONLY_NOTE if catalog.timing_only else "",
@@ -159,6 +171,35 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
         "skipped": bench.skipped,
         "notes": notes,
     }
+
+
+def _stated_and_measured(row: dict[str, Any]) -> bool:
+    return row["f1_source"] == "run files" and row["f1_measured"] is not None
+
+
+def _same_forms(row: dict[str, Any]) -> bool:
+    """Stated and measured F1 cover the same forms (both are the split's first N: equal N, same forms)."""
+    return row.get("f1_forms") is not None and row.get("f1_forms") == row.get("f1_measured_forms")
+
+
+def f1_mismatches(model_rows: list[dict[str, Any]]) -> list[str]:
+    """Rows whose stated F1 differs from the bench's own measure over the *same* forms."""
+    return sorted(
+        {
+            f"{r['model']} / {r['runtime_label']}: stated {r['f1'] * 100:.1f}, measured {r['f1_measured'] * 100:.1f} "
+            f"(both over {r['f1_forms']} test forms)"
+            for r in model_rows
+            if _stated_and_measured(r) and _same_forms(r) and abs(r["f1"] - r["f1_measured"]) > F1_TOLERANCE
+        }
+    )
+
+
+def _forms_text(rows: list[dict[str, Any]], key: str, split: int | None) -> str:
+    counts = sorted({r[key] for r in rows if r.get(key)})
+    if not counts:
+        return "an unknown number of forms"
+    text = " or ".join(str(c) for c in counts)
+    return f"{text} test forms" + (f" (of {split})" if split and counts != [split] else "")
 
 
 def describe_config(config: Any) -> str:
