@@ -21,6 +21,7 @@ from bench import memory
 from bench.catalog import Catalog
 from bench.contention import CpuShare
 from bench.flops import Flops, batch_flops, max_text_length, visual_patches, widths
+from bench.inputs import synthetic_batch
 from bench.limits import Kernel, kernels, model_shapes
 from bench.machine import MachineInfo, machine_info
 from bench.quantised import NONE, QuantisedShare, file_share
@@ -223,7 +224,10 @@ class Bench:
         if runtime.engine == "torch":
             backend = torch_backend(load_bundle(self.catalog.models[model].path).model, runtime, self.threads)
         else:
-            backend = onnx_backend(self.onnx_path(model, runtime), runtime, self.threads)
+            # CUDA rows: one profiled call first, so a silent CPU fallback is refused, not timed.
+            config = self.catalog.models[model].config
+            probe = synthetic_batch(config, 1, min(16, max_text_length(config))) if runtime.is_cuda else None
+            backend = onnx_backend(self.onnx_path(model, runtime), runtime, self.threads, probe=probe)
         self._backends[key] = backend
         while len(self._backends) > 2:
             self._backends.popitem(last=False)

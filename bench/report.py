@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.runtimes import BASELINE_RUNTIME, BY_NAME, REFERENCE, RUNTIMES
+from bench.runtimes import BASELINE_RUNTIME, BY_NAME, GPU_BASELINE_RUNTIME, REFERENCE, RUNTIMES
 from bench.timing import P95_MIN_ROUNDS
 from distill import atomic
 
@@ -49,6 +49,11 @@ def teacher_f1(rows: list[dict[str, Any]]) -> float | None:
         if row["model"] == "teacher" and row["runtime"] == BASELINE_RUNTIME and row.get("f1") is not None:
             return float(row["f1"])
     return None
+
+
+def runtime_device(name: str) -> str:
+    runtime = BY_NAME.get(name)
+    return runtime.device if runtime else "cpu"
 
 
 def limit_mix(row: dict[str, Any], limits: dict[str, float]) -> tuple[float | None, str]:
@@ -80,8 +85,12 @@ def limit_mix(row: dict[str, Any], limits: dict[str, float]) -> tuple[float | No
 def derive(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The summary's rows with throughput, speed-up, rate, share of the limit and ΔF1 added."""
     rows = [dict(r) for r in summary["rows"]]
+    # Speed-ups stay on one device: CPU rows against the teacher in PyTorch fp32 on the CPU, CUDA
+    # rows against the teacher in PyTorch fp32 on the GPU.
     base = {
-        r["group"]: r["p50_s"] for r in rows if r["model"] == "teacher" and r["runtime"] == BASELINE_RUNTIME
+        (r["group"], runtime_device(r["runtime"])): r["p50_s"]
+        for r in rows
+        if r["model"] == "teacher" and r["runtime"] in (BASELINE_RUNTIME, GPU_BASELINE_RUNTIME)
     }
     reference_f1 = teacher_f1(rows)
     limits = summary.get("limits", {})
@@ -89,7 +98,8 @@ def derive(summary: dict[str, Any]) -> list[dict[str, Any]]:
         p50 = row["p50_s"]
         row["seq_per_s"] = row.get("sequences", 0) / p50 if p50 else None
         row["forms_per_s"] = row["forms"] / p50 if p50 and row.get("forms") else None
-        row["speedup"] = base[row["group"]] / p50 if p50 and row["group"] in base else None
+        key = (row["group"], runtime_device(row["runtime"]))
+        row["speedup"] = base[key] / p50 if p50 and key in base else None
         row["rate"] = row["flops"] / p50 if p50 and row.get("flops") else None
         bound_s, row["limit_mix"] = limit_mix(row, limits)
         row["share"] = bound_s / p50 if bound_s and p50 else None
@@ -397,11 +407,16 @@ METHOD = """\
   the ONNX graph: which weight GEMMs and attention products are integer kernels) at the int8 limit,
   the rest at the fp32 limit; the limit mix column names the split.
 - Peak memory: a fresh process per model and runtime, resident set after loading and running a batch of 8
-  at the longest sequence, minus the same process's resident set before loading (the libraries);
-  on CUDA, torch's peak allocation.
+  at the longest sequence, minus the same process's resident set before loading (the libraries).
 - F1: entity F1 on the test split (points ×100); from metrics.json / the export manifest, else
   recomputed here through `predict_word_logits` + `score_word_logits`. ΔF1 is against the teacher
-  in PyTorch fp32; speed-up likewise."""
+  in PyTorch fp32; speed-up against the teacher in PyTorch fp32 on the same device (CPU rows
+  against the CPU run, CUDA rows against PyTorch CUDA fp32).
+- CUDA rows: the same fixed warm-up before timing; ONNX Runtime through I/O binding with the
+  inputs already on the device and the logits left there, PyTorch with device tensors, both
+  synchronised before the clock stops; a CUDA row whose compute nodes onnxruntime placed on the
+  CPU is refused (one profiled call checks), not timed; peak memory is the device memory the
+  process took, measured the same way for PyTorch and ONNX Runtime."""
 
 
 def render(summary: dict[str, Any], plot_name: str | None = PLOT) -> str:

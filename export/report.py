@@ -29,7 +29,7 @@ def render(manifest: dict[str, Any]) -> str:
         f"{manifest['eval']['words']} words), window-merged as in training. Parity: logits against PyTorch "
         f"on up to {manifest['eval']['parity_windows']} evaluation windows. Latency: fastest of several calls on "
         f"a batch of {manifest['eval']['batch_size']} evaluation windows on this CPU, to rank variants "
-        "(the bench measures properly). int8 budget: "
+        "(int8: the median of the interleaved rounds its choice was made on; the bench measures properly). int8 budget: "
         f"{manifest['int8_budget']} F1 points against PyTorch.",
         "",
     ]
