@@ -150,6 +150,21 @@ class Catalog:
         )
         return int(forms) if isinstance(forms, int) else None
 
+    def int8_isa(self, model: str) -> str | None:
+        """The instruction set the model's int8 variant was chosen and timed for (None: unknown)."""
+        from export.isa import int8_isa
+
+        entry = self.manifest.get("models", {}).get(model, {})
+        int8 = entry.get("variants", {}).get("int8", {})
+        machine = entry.get("exported", {}).get("machine") or self.manifest.get("machine") or {}
+        if int8.get("isa"):
+            return str(int8["isa"])
+        if machine.get("int8_isa"):
+            return str(machine["int8_isa"])
+        if machine.get("int8_features"):  # manifests from before the ISA was recorded
+            return int8_isa(machine["int8_features"], "x86_64")
+        return None
+
     def params(self, model: str) -> int | None:
         entry = self.models[model]
         if entry.record.get("params") is not None:

@@ -349,6 +349,9 @@ def header_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(
             f"- **Other processes** kept {busy:.1f} of the {cores} cores busy on average while the bench ran{warning}"
         )
+    mismatch = summary.get("notes", {}).get("isa_mismatch")
+    if mismatch:
+        lines.append(f"- **Warning, int8 exported for another CPU**: {mismatch}.")
     limits = summary.get("limits", {})
     if limits:
         parts = []

@@ -16,6 +16,8 @@ from bench.limits import best_rates
 from bench.runtimes import BY_NAME, REFERENCE
 from bench.timing import P95_MIN_ROUNDS
 from distill.run_dir import describe_run_data
+from export.isa import describe as describe_isa
+from export.isa import this_cpu
 
 # The bench re-scores every variant it runs end to end; a stated F1 further off than this means the
 # run's files no longer describe its models (retrained, data changed): the report says so.
@@ -132,6 +134,12 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
             f"the first {measured_forms} of {split_forms} test forms (--e2e-forms): different forms, so their F1 "
             f"are not compared ({len(not_compared)} rows)"
         )
+    warnings = isa_warnings(
+        {m: catalog.int8_isa(m) for m in {r["model"] for r in model_rows if r["runtime"] == "ort-int8"}},
+        this_cpu(),
+    )
+    if warnings:
+        notes["isa_mismatch"] = "; ".join(warnings)
     if any(r["runtime"] == REFERENCE for r in model_rows):
         same = bench.reference_is_ours("student")
         if same is not None:
@@ -171,6 +179,16 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
         "skipped": bench.skipped,
         "notes": notes,
     }
+
+
+def isa_warnings(exported_for: dict[str, str | None], here: str) -> list[str]:
+    """One line per int8 variant that was quantised (and its rung chosen) on another instruction set."""
+    return [
+        f"{model}'s int8 was exported for {describe_isa(isa)}, this machine is {describe_isa(here)}: its rung was "
+        "chosen and timed on the other CPU class; re-export here (`python -m export.onnx`) for figures that fit"
+        for model, isa in sorted(exported_for.items())
+        if isa and isa != here
+    ]
 
 
 def _stated_and_measured(row: dict[str, Any]) -> bool:

@@ -40,3 +40,16 @@ def test_same_model_compares_operators_and_weights(tmp_path: Path) -> None:
     assert same_model(paths["a"], paths["b"])  # one recipe, two files
     assert not same_model(paths["a"], paths["c"])  # per-channel vs per-tensor scales
     assert not same_model(paths["a"], fp32)
+
+
+def test_an_int8_variant_exported_for_another_isa_is_warned_about() -> None:
+    from bench.summary import isa_warnings
+
+    lines = isa_warnings({"student": "avx2", "teacher": "avx512_vnni", "other": None}, "avx512_vnni")
+    assert (
+        len(lines) == 1
+        and "student's int8 was exported for AVX2 (no VNNI), this machine is AVX-512 VNNI" in lines[0]
+    )
+    data = summary()
+    data["notes"] = {**data["notes"], "isa_mismatch": lines[0]}
+    assert "**Warning, int8 exported for another CPU**" in render(data, plot_name=None)
