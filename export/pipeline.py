@@ -31,7 +31,7 @@ from export.isa import this_cpu
 from export.optimize import optimize
 from export.quantize import ATTEMPTS, AttemptResult, choose, quantize, skip_reason
 from export.runtime import OrtBackend, cpu_providers, cuda_usable
-from export.timing import ROUNDS, interleaved, margin
+from export.timing import LATENCY_TIE, ROUNDS, interleaved, margin
 
 VARIANTS = ("fp32", "fp32-optimized", "int8", "fp16")
 ONNX_DIR = "onnx"
@@ -165,6 +165,20 @@ class ModelExport:
         verdict = validate.gate(f1, self.pytorch_gate_f1, parity, collapsed, budget_points, agreement_floor)
         return {"split": self.gate_split, "forms": len(self.gate_forms), **verdict}
 
+    def time_together(self, candidates: dict[str, tuple[Path, dict[str, Any]]]) -> None:
+        """Interleaved rounds over the candidates; each figure's latency becomes its median, with the margin."""
+        backends = {name: OrtBackend(folder / MODEL_FILE) for name, (folder, _) in candidates.items()}
+        batch = self.batches[0]
+        stats, others = interleaved({name: (lambda b=b: b(batch)) for name, b in backends.items()})
+        needed = margin(stats, others)
+        for name, (_, figures) in candidates.items():
+            figures["latency_ms"] = stats[name]["median_ms"]
+            figures["timing"] = {
+                **stats[name],
+                "margin": round(needed, 4),
+                "other_processes_cores": round(others, 3),
+            }
+
     def check_parity(self, variant: str, figures: dict[str, Any]) -> None:
         parity = figures["parity"]
         if not parity["within_tolerance"]:
@@ -220,6 +234,9 @@ class ModelExport:
                     if "fp32-optimized" in wanted:
                         variants["fp32-optimized"] = opt
                         steps.update()
+                    if "fp32" in wanted and "fp32-optimized" in wanted:
+                        # The fp32 recommendation compares these two: time them against each other.
+                        self.time_together({"fp32": (fp32_dir, fp32), "fp32-optimized": (opt_dir, opt)})
 
                 if "int8" in wanted:
                     variants["int8"] = self.int8(fp32_dir, opt_dir, tmp / "int8", scratch)
@@ -397,9 +414,19 @@ def recommend(variants: dict[str, dict[str, Any]], int8_budget: float) -> dict[s
             f"within the budget of -{int8_budget}"
         )
     elif fp32s:
-        cpu = min(fp32s, key=lambda v: variants[v]["latency_ms"])
         why = "no int8 attempt met the F1 budget" if int8 is not None else "int8 not exported"
-        why += f"; {cpu} is the faster fp32 variant here"
+        # The plain export unless the optimised graph is faster beyond the noise of their interleaved timing.
+        cpu = fp32s[-1]
+        if len(fp32s) == 2:
+            opt, plain = variants["fp32-optimized"], variants["fp32"]
+            needed = opt.get("timing", {}).get("margin", LATENCY_TIE)
+            if opt["latency_ms"] < plain["latency_ms"] * (1.0 - needed):
+                cpu = "fp32-optimized"
+                why += f"; fp32-optimized is faster than fp32 beyond the {needed:.0%} noise margin"
+            else:
+                why += f"; fp32-optimized is not faster than fp32 beyond the {needed:.0%} noise margin"
+        else:
+            why += f"; {cpu} is the only fp32 variant exported"
     else:
         cpu, why = (
             ("int8", "the only CPU variant exported (outside the F1 budget)")
