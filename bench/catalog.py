@@ -138,6 +138,33 @@ class Catalog:
                 value = record["scores"].get("f1", value)
         return float(value) if isinstance(value, int | float) else None
 
+    def f1_forms(self, model: str, runtime: Runtime) -> int | None:
+        """How many test forms (the split's first N) the stated F1 covers; None: the whole split."""
+        if runtime.engine == "torch" and runtime.dtype is None:
+            pytorch = self.manifest.get("models", {}).get(model, {}).get("pytorch", {})
+            if "f1" not in pytorch:
+                return None  # metrics.json: the trainer scores the whole evaluation split
+        entry = self.manifest.get("models", {}).get(model, {})
+        forms = (
+            entry.get("exported", {}).get("eval", {}).get("forms", self.manifest.get("eval", {}).get("forms"))
+        )
+        return int(forms) if isinstance(forms, int) else None
+
+    def int8_isa(self, model: str) -> str | None:
+        """The instruction set the model's int8 variant was chosen and timed for (None: unknown)."""
+        from export.isa import int8_isa
+
+        entry = self.manifest.get("models", {}).get(model, {})
+        int8 = entry.get("variants", {}).get("int8", {})
+        machine = entry.get("exported", {}).get("machine") or self.manifest.get("machine") or {}
+        if int8.get("isa"):
+            return str(int8["isa"])
+        if machine.get("int8_isa"):
+            return str(machine["int8_isa"])
+        if machine.get("int8_features"):  # manifests from before the ISA was recorded
+            return int8_isa(machine["int8_features"], "x86_64")
+        return None
+
     def params(self, model: str) -> int | None:
         entry = self.models[model]
         if entry.record.get("params") is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,18 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"{err}") from err
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Warn up front when an int8 variant was exported on another CPU class (the report says it too)."""
+    bench = session.config.stash.get(BENCH, None)
+    if bench is None:
+        return
+    from bench.summary import isa_warnings
+    from export.isa import this_cpu
+
+    for line in isa_warnings({m: bench.catalog.int8_isa(m) for m in bench.catalog.models}, this_cpu()):
+        warnings.warn(line, stacklevel=1)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     bench = config.stash.get(BENCH, None)
     if bench is not None:
@@ -110,6 +123,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if name in metafunc.fixturenames:
             found: list[Case] = cases()
             metafunc.parametrize(name, found, ids=[c.id for c in found])
+    if "limit_kernel" in metafunc.fixturenames:
+        probes = bench.limit_kernels()
+        ids = [f"{k.name.replace(' ', '-')}-{k.shape_text}" for k in probes]
+        metafunc.parametrize("limit_kernel", probes, ids=ids)
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,12 @@ import pytest
 from bench import memory
 from bench.catalog import Catalog
 from bench.contention import CpuShare
-from bench.flops import Flops, batch_flops, max_text_length
+from bench.flops import Flops, batch_flops, max_text_length, visual_patches, widths
+from bench.inputs import synthetic_batch
+from bench.limits import Kernel, kernels, model_shapes
 from bench.machine import MachineInfo, machine_info
-from bench.reference import quantize_with_optimum_defaults
+from bench.quantised import NONE, QuantisedShare, file_share
+from bench.reference import quantize_with_optimum_defaults, same_model
 from bench.runtimes import (
     BY_NAME,
     REFERENCE,
@@ -133,6 +136,27 @@ class Bench:
                         cases.append(Case("latency", model, runtime, batch, min(seq, limit), seq))
         return cases
 
+    def limit_kernels(self) -> list[Kernel]:
+        """The limit probes: a large square GEMM, and every model's own GEMMs at the token counts timed."""
+        shapes = []
+        for entry in self.catalog.models.values():
+            config = entry.config
+            patches = visual_patches(config)
+            tokens = min(max(SEQ_LENGTHS), max_text_length(config)) + (patches + 1 if patches else 0)
+            hidden, ffn = widths(config)
+            for batch in BATCH_SIZES:
+                shapes += model_shapes(hidden, ffn, batch * tokens)
+        return kernels(shapes, shapes)
+
+    def quantised_share(self, model: str, runtime: Runtime) -> QuantisedShare:
+        """What the row runs in int8, read from its ONNX graph (none for PyTorch and float variants)."""
+        if runtime.engine != "onnxruntime" or runtime.limit != "int8":
+            return NONE
+        try:
+            return file_share(self.onnx_path(model, runtime))
+        except Unavailable:
+            return NONE
+
     def e2e_cases(self) -> list[Case]:
         return [Case("e2e", m, r, E2E_BATCH) for m in self.catalog.models for r in self.runtimes_for(m)]
 
@@ -180,6 +204,16 @@ class Bench:
         self.notes["reference"] = recipe
         return path
 
+    def reference_is_ours(self, model: str) -> bool | None:
+        """Whether the optimum reference and the model's int8 variant are the same model (None: not both built)."""
+        if "reference" not in self.notes:
+            return None
+        ours = self.catalog.onnx_path(model, "int8")
+        fp32 = self.catalog.onnx_path(model, "fp32")
+        if ours is None or fp32 is None:
+            return None
+        return same_model(ours, self._reference(model, fp32))
+
     def backend(self, model: str, runtime: Runtime) -> Backend:
         """The model in this runtime, ready to call; the last two stay loaded (cases run in model/runtime order)."""
         check_available(runtime)
@@ -190,7 +224,10 @@ class Bench:
         if runtime.engine == "torch":
             backend = torch_backend(load_bundle(self.catalog.models[model].path).model, runtime, self.threads)
         else:
-            backend = onnx_backend(self.onnx_path(model, runtime), runtime, self.threads)
+            # CUDA rows: one profiled call first, so a silent CPU fallback is refused, not timed.
+            config = self.catalog.models[model].config
+            probe = synthetic_batch(config, 1, min(16, max_text_length(config))) if runtime.is_cuda else None
+            backend = onnx_backend(self.onnx_path(model, runtime), runtime, self.threads, probe=probe)
         self._backends[key] = backend
         while len(self._backends) > 2:
             self._backends.popitem(last=False)

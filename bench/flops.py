@@ -12,8 +12,10 @@ C labels (one multiply-add = 2 FLOPs):
 Embedding lookups, LayoutLMv3's relative-position biases (gathers), LayerNorm, softmax,
 GELU and biases are left out: they cost memory traffic, not matrix FLOPs. A padded position
 costs the same as a real one, so a batch costs `batch * per_sequence(padded length)`.
-Dynamic INT8 quantisation runs `linear` and `classifier` in INT8; `attention` and `patches`
-stay in fp32 (they have no constant weight to quantise).
+What an int8 model runs in int8 depends on its recipe, so it is read from the graph
+(bench/quantised.py) and applied with `int8_part`: optimum's recipe quantises attention's
+activation products too; the fused graph's QAttention keeps them in fp32; the patch
+convolution always stays fp32.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class Flops:
     def quantisable(self) -> int:
         return self.linear + self.classifier
 
+    def int8_part(self, share: Any) -> int:
+        """FLOPs run in int8 under a QuantisedShare: weight GEMMs and attention products by their shares."""
+        return round((self.linear + self.classifier) * share.linear + self.attention * share.attention)
+
     def __mul__(self, k: int) -> Flops:
         return Flops(self.linear * k, self.attention * k, self.classifier * k, self.patches * k)
 
@@ -63,6 +69,11 @@ def _get(config: Any, *names: str) -> int:
         if value is not None:
             return int(value)
     raise ValueError(f"{type(config).__name__} has none of {names}")
+
+
+def widths(config: Any) -> tuple[int, int]:
+    """(hidden size, feed-forward size): the shapes of the model's weight GEMMs."""
+    return _get(config, "hidden_size", "dim"), _get(config, "intermediate_size", "hidden_dim")
 
 
 def visual_patches(config: Any) -> int:

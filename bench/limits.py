@@ -1,11 +1,15 @@
 """This machine's limit: the best GEMM rate each precision reaches here, measured in the same session.
 
 A model can only be as fast as the matrix multiplications it is made of, so each case's
-achieved FLOP rate is held against the best rate a plain large GEMM reaches with the same
-precision, threads and libraries. The limit of a precision is the best of its kernels:
-PyTorch's and ONNX Runtime's fp32 GEMMs differ by tens of percent on some CPUs, and for INT8
-MatMulInteger (u8 x s8 -> s32, VNNI's VPDPBUSD) and DynamicQuantizeMatMul (what a dynamically
-quantised model runs) are both measured.
+achieved FLOP rate is held against the best rate GEMMs reach with the same precision, threads
+and libraries. For the limit to be a bound it must be the best this machine does, not one
+probe's typical rate: every kernel runs at several shapes (a large square one, and each
+benchmarked model's own GEMMs: [tokens, hidden] x [hidden, hidden | 3*hidden | ffn] and
+[tokens, ffn] x [ffn, hidden] at the token counts the bench times), its rate is taken from its
+fastest round, and a precision's limit is the best over all of them. PyTorch's and ONNX
+Runtime's fp32 GEMMs differ by tens of percent on some CPUs; for INT8 MatMulInteger (u8 x s8
+-> s32, VNNI's VPDPBUSD) and DynamicQuantizeMatMul (what a dynamically quantised model runs)
+are both measured.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-GEMM_SIZE = (
-    2048  # big enough to reach peak on a few cores, small enough to stay in a 32 MiB L3 (4096 falls off)
-)
+GEMM_SIZE = 2048  # big enough to reach peak on a few cores, small enough to stay in a 32 MiB L3
 GPU_GEMM_SIZE = 8192
+LIMIT_MAX_TIME = 0.3  # seconds of rounds per probe: the best round is what counts, not a distribution
+Shape = tuple[int, int, int]  # m, k, n: [m, k] x [k, n]
 ONNX_OPSET = 17
 ONNX_IR_VERSION = 9  # loads in every onnxruntime from 1.15 on
 
@@ -40,15 +44,21 @@ class Kernel:
     def flops(self) -> int:
         return 2 * self.m * self.k * self.n
 
+    @property
+    def shape_text(self) -> str:
+        return f"{self.m}x{self.k}x{self.n}"
 
-def _torch_matmul(size: int, device: str, dtype_name: str) -> Callable[[int], Callable[[], Any]]:
+
+def _torch_matmul(shape: Shape, device: str, dtype_name: str) -> Callable[[int], Callable[[], Any]]:
+    m, k, n = shape
+
     def build(threads: int) -> Callable[[], Any]:
         import torch
 
         torch.set_num_threads(threads)
         dtype = getattr(torch, dtype_name)
-        a = torch.randn(size, size, device=device).to(dtype)
-        b = torch.randn(size, size, device=device).to(dtype)
+        a = torch.randn(m, k, device=device).to(dtype)
+        b = torch.randn(k, n, device=device).to(dtype)
         if device == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32, not TF32
 
@@ -76,8 +86,9 @@ def _ort_session(graph: Any, threads: int) -> Any:
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def _ort_gemm(op: str, size: int) -> Callable[[int], Callable[[], Any]]:
-    """A one-node graph: `op` on an activation [size, size] and a constant weight [size, size]."""
+def _ort_gemm(op: str, shape: Shape) -> Callable[[int], Callable[[], Any]]:
+    """A one-node graph: `op` on an activation [m, k] and a constant weight [k, n]."""
+    m, k, n = shape
 
     def build(threads: int) -> Callable[[], Any]:
         from onnx import TensorProto, helper, numpy_helper
@@ -86,25 +97,25 @@ def _ort_gemm(op: str, size: int) -> Callable[[int], Callable[[], Any]]:
         domain = "com.microsoft" if op == "DynamicQuantizeMatMul" else ""
         if op == "MatMul":
             a_type, out_type = TensorProto.FLOAT, TensorProto.FLOAT
-            a = rng.standard_normal((size, size), dtype=np.float32)
-            inits = [numpy_helper.from_array(rng.standard_normal((size, size), dtype=np.float32), "B")]
+            a = rng.standard_normal((m, k), dtype=np.float32)
+            inits = [numpy_helper.from_array(rng.standard_normal((k, n), dtype=np.float32), "B")]
             inputs = ["A", "B"]
         else:
-            weight = numpy_helper.from_array(rng.integers(-127, 128, (size, size), dtype=np.int8), "B")
+            weight = numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), "B")
             if op == "MatMulInteger":  # u8 activations x s8 weights, as VNNI's VPDPBUSD wants them
                 a_type, out_type = TensorProto.UINT8, TensorProto.INT32
-                a = rng.integers(0, 256, (size, size), dtype=np.uint8)
+                a = rng.integers(0, 256, (m, k), dtype=np.uint8)
                 inits, inputs = [weight], ["A", "B"]
             else:  # DynamicQuantizeMatMul: fp32 in, quantised on the fly, what quantised models run
                 a_type, out_type = TensorProto.FLOAT, TensorProto.FLOAT
-                a = rng.standard_normal((size, size), dtype=np.float32)
+                a = rng.standard_normal((m, k), dtype=np.float32)
                 scale = numpy_helper.from_array(np.array(0.01, dtype=np.float32), "S")
                 inits, inputs = [weight, scale], ["A", "B", "S"]
         graph = helper.make_graph(
             [helper.make_node(op, inputs, ["Y"], domain=domain)],
             op,
-            [helper.make_tensor_value_info("A", a_type, [size, size])],
-            [helper.make_tensor_value_info("Y", out_type, [size, size])],
+            [helper.make_tensor_value_info("A", a_type, [m, k])],
+            [helper.make_tensor_value_info("Y", out_type, [m, n])],
             inits,
         )
         session = _ort_session(graph, threads)
@@ -113,41 +124,50 @@ def _ort_gemm(op: str, size: int) -> Callable[[int], Callable[[], Any]]:
     return build
 
 
-def kernels() -> list[Kernel]:
-    s, g = GEMM_SIZE, GPU_GEMM_SIZE
+def model_shapes(hidden: int, ffn: int, tokens: int) -> list[Shape]:
+    """The weight GEMMs of one transformer layer at `tokens` tokens: Q/K/V/output, fused QKV, the FFN pair."""
     return [
-        Kernel("torch matmul fp32", "fp32", s, s, s, _torch_matmul(s, "cpu", "float32")),
-        Kernel("onnxruntime MatMul fp32", "fp32", s, s, s, _ort_gemm("MatMul", s)),
-        Kernel("onnxruntime MatMulInteger u8s8", "int8", s, s, s, _ort_gemm("MatMulInteger", s)),
-        Kernel("onnxruntime DynamicQuantizeMatMul", "int8", s, s, s, _ort_gemm("DynamicQuantizeMatMul", s)),
-        Kernel(
-            "torch matmul cuda fp32",
-            "cuda-fp32",
-            g,
-            g,
-            g,
-            _torch_matmul(g, "cuda", "float32"),
-            needs_cuda=True,
-        ),
-        Kernel(
-            "torch matmul cuda fp16",
-            "cuda-fp16",
-            g,
-            g,
-            g,
-            _torch_matmul(g, "cuda", "float16"),
-            needs_cuda=True,
-        ),
-        Kernel(
-            "torch matmul cuda bf16",
-            "cuda-bf16",
-            g,
-            g,
-            g,
-            _torch_matmul(g, "cuda", "bfloat16"),
-            needs_cuda=True,
-        ),
+        (tokens, hidden, hidden),
+        (tokens, hidden, 3 * hidden),
+        (tokens, hidden, ffn),
+        (tokens, ffn, hidden),
     ]
+
+
+def kernels(cpu_shapes: list[Shape] | None = None, gpu_shapes: list[Shape] | None = None) -> list[Kernel]:
+    """Every limit probe: each kernel at each shape (a large square GEMM first, then the models' own)."""
+    cpu = _unique([(GEMM_SIZE,) * 3, *(cpu_shapes or [])])  # type: ignore[list-item]
+    gpu = _unique([(GPU_GEMM_SIZE,) * 3, *(gpu_shapes or [])])  # type: ignore[list-item]
+    found: list[Kernel] = []
+    for shape in cpu:
+        found += [
+            Kernel("torch matmul fp32", "fp32", *shape, _torch_matmul(shape, "cpu", "float32")),
+            Kernel("onnxruntime MatMul fp32", "fp32", *shape, _ort_gemm("MatMul", shape)),
+            Kernel("onnxruntime MatMulInteger u8s8", "int8", *shape, _ort_gemm("MatMulInteger", shape)),
+            Kernel(
+                "onnxruntime DynamicQuantizeMatMul", "int8", *shape, _ort_gemm("DynamicQuantizeMatMul", shape)
+            ),
+        ]
+    for shape in gpu:
+        for precision, dtype in (
+            ("cuda-fp32", "float32"),
+            ("cuda-fp16", "float16"),
+            ("cuda-bf16", "bfloat16"),
+        ):
+            found.append(
+                Kernel(
+                    f"torch matmul cuda {dtype.replace('float', 'fp').replace('bfp', 'bf')}",
+                    precision,
+                    *shape,
+                    _torch_matmul(shape, "cuda", dtype),
+                    needs_cuda=True,
+                )
+            )
+    return found
+
+
+def _unique(shapes: list[Shape]) -> list[Shape]:
+    return list(dict.fromkeys(tuple(s) for s in shapes))  # type: ignore[misc]
 
 
 def best_rates(measured: list[tuple[str, float]]) -> dict[str, float]:

@@ -3,8 +3,10 @@
 The child imports everything first, notes its resident set (the libraries' share, the same for
 every row), loads the model, runs the heaviest batch the bench times (`--batch` x `--seq`)
 `--calls` times and reports the peak resident set minus that baseline: what serving this model
-in this runtime adds. On CUDA it reports torch's peak allocation (PyTorch rows) or the device
-memory the process took (ONNX Runtime rows, which do not allocate through torch).
+in this runtime adds. On CUDA, PyTorch and ONNX Runtime rows are measured the same way: the
+device memory the process took from before loading the model to after the calls (both keep
+their peak in their caching allocator / arena, so this is their peak reservation); torch's own
+peak allocation is reported beside it for PyTorch rows.
 
     python -m bench.memory --model-dir RUN/student --runtime ort-int8 --onnx RUN/onnx/student/int8/model.onnx
 """
@@ -85,12 +87,15 @@ def measure(
     if not fresh_peak:
         result["what"] += " (peak since process start: may include the imports' own peak)"
     if cuda:
+        torch.cuda.synchronize()
+        # One measure for both engines: what the device lost, model load and calls included.
+        result["peak_mib"] = (free_before - torch.cuda.mem_get_info()[0]) / MIB
+        result["what"] = (
+            f"device memory taken by the process (torch.cuda.mem_get_info before loading and after the calls), "
+            f"batch {batch} x {seq} tokens"
+        )
         if runtime.engine == "torch":
-            result["peak_mib"] = torch.cuda.max_memory_allocated() / MIB
-            result["what"] = f"torch.cuda.max_memory_allocated, batch {batch} x {seq} tokens"
-        else:
-            result["peak_mib"] = (free_before - torch.cuda.mem_get_info()[0]) / MIB
-            result["what"] = f"device memory taken by the process, batch {batch} x {seq} tokens"
+            result["torch_allocated_mib"] = torch.cuda.max_memory_allocated() / MIB
     return result
 
 

@@ -3,13 +3,21 @@
 The student's plain fp32 ONNX export (optimum's exporter, no graph optimiser) quantised with
 optimum's out-of-the-box recipe: `ORTQuantizer` + the `AutoQuantizationConfig` for this CPU,
 dynamic, every default left as it is. Timed beside our int8 variant, it shows what the
-project's export adds.
+project's export adds, but only where the two are different models: when the project's kept
+int8 rung is optimum's own recipe (the unfused graph, per-channel, every MatMul), both files
+hold the same operators and the same weights byte for byte, and a speed ratio between them is
+timing noise. `same_model` checks that on the files themselves, whatever either recipe is called.
 """
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import shutil
 from pathlib import Path
+
+import onnx
+from onnx import numpy_helper
 
 from bench.machine import quantization_target
 
@@ -40,3 +48,18 @@ def quantize_with_optimum_defaults(fp32_onnx: Path, out_dir: Path, isa: list[str
         path,
         f"optimum ORTQuantizer, AutoQuantizationConfig.{target}(is_static=False), defaults, no graph optimiser",
     )
+
+
+def model_signature(path: Path) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
+    """(operator counts, sorted hashes of every constant tensor): equal for the same model, names aside."""
+    model = onnx.load(str(path))  # external data too: the weights are what is compared
+    ops = collections.Counter(node.op_type for node in model.graph.node)
+    weights = sorted(
+        hashlib.sha256(numpy_helper.to_array(init).tobytes()).hexdigest() for init in model.graph.initializer
+    )
+    return tuple(sorted(ops.items())), tuple(weights)
+
+
+def same_model(a: Path, b: Path) -> bool:
+    """True when two ONNX files run the same operators on the same weights: one recipe, not two."""
+    return model_signature(a) == model_signature(b)

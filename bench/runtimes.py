@@ -7,12 +7,15 @@ what users call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
-from distill.predict import Backend, TorchBackend
+from distill.predict import Backend, TorchBackend, select_inputs
 
 REFERENCE = "optimum-int8"  # the student quantised with optimum's defaults (bench/reference.py)
 
@@ -51,12 +54,17 @@ RUNTIMES: tuple[Runtime, ...] = (
         limit="int8",
         students_only=True,
     ),
+    Runtime("torch-cuda-fp32", "PyTorch CUDA fp32", "torch", "cuda", limit="cuda-fp32"),
     Runtime("torch-cuda-fp16", "PyTorch CUDA fp16", "torch", "cuda", dtype="float16", limit="cuda-fp16"),
     Runtime("torch-cuda-bf16", "PyTorch CUDA bf16", "torch", "cuda", dtype="bfloat16", limit="cuda-bf16"),
+    Runtime(
+        "ort-cuda-fp32", "ORT CUDA fp32", "onnxruntime", "cuda", variant="fp32-optimized", limit="cuda-fp32"
+    ),
     Runtime("ort-cuda-fp16", "ORT CUDA fp16", "onnxruntime", "cuda", variant="fp16", limit="cuda-fp16"),
 )
 BY_NAME = {r.name: r for r in RUNTIMES}
 BASELINE_RUNTIME = "torch-fp32"  # speed-ups are against the teacher in this runtime
+GPU_BASELINE_RUNTIME = "torch-cuda-fp32"  # ... and GPU rows against the teacher in this one
 
 
 def cuda_reason() -> str | None:
@@ -92,13 +100,102 @@ def torch_backend(model: torch.nn.Module, runtime: Runtime, threads: int) -> Bac
     return TorchBackend(model, runtime.device, dtype)
 
 
-def onnx_backend(path: Path, runtime: Runtime, threads: int) -> Backend:
+class CudaOrtBackend:
+    """ONNX Runtime on CUDA through I/O binding (implements Backend).
+
+    `session.run` with numpy feeds copies every input to the device and the output back inside
+    the timed call, through pageable memory. Here inputs are bound as device OrtValues and the
+    logits stay on the device: `bind` once and `run_bound` times the model alone (the latency
+    matrix); `__call__` binds per call and copies the logits back (end to end, what a user pays).
+    """
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        from export.runtime import _ORT_DTYPES
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(
+            str(path),
+            options,
+            providers=[("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"],
+        )
+        self.providers = self.session.get_providers()
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self._dtypes = {i.name: _ORT_DTYPES.get(i.type) for i in self.session.get_inputs()}
+        self.output_name = self.session.get_outputs()[0].name
+
+    def bind(self, batch: dict[str, np.ndarray]) -> Any:
+        import onnxruntime as ort
+
+        binding = self.session.io_binding()
+        for name, value in select_inputs(batch, self.input_names).items():
+            array = np.ascontiguousarray(value, dtype=self._dtypes.get(name))
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
+        binding.bind_output(self.output_name, "cuda", 0)
+        return binding
+
+    def run_bound(self, binding: Any) -> None:
+        self.session.run_with_iobinding(binding)
+        binding.synchronize_outputs()  # the call is over when the device is done, not when it was queued
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        binding = self.bind(batch)
+        self.run_bound(binding)
+        return np.asarray(binding.copy_outputs_to_cpu()[0], dtype=np.float32)
+
+
+def device_call(backend: Backend, batch: dict[str, np.ndarray]) -> Callable[[], Any]:
+    """A zero-argument call of the model on `batch` for the latency matrix.
+
+    CPU rows call the backend as users do. CUDA rows get their inputs on the device beforehand and
+    wait for the device to finish: the model is timed, not the host-to-device copy of the batch.
+    """
+    if isinstance(backend, CudaOrtBackend):
+        binding = backend.bind(batch)
+        return lambda: backend.run_bound(binding)
+    if isinstance(backend, TorchBackend) and backend.device.type == "cuda":
+        inputs = {}
+        for name, value in select_inputs(batch, backend.input_names).items():
+            tensor = torch.from_numpy(np.ascontiguousarray(value)).to(backend.device)
+            if tensor.is_floating_point() and backend.dtype is not None:
+                tensor = tensor.to(backend.dtype)
+            inputs[name] = tensor
+
+        @torch.inference_mode()
+        def run() -> Any:
+            logits = backend.model(**inputs).logits
+            torch.cuda.synchronize()
+            return logits
+
+        return run
+    return lambda: backend(batch)
+
+
+def onnx_backend(
+    path: Path, runtime: Runtime, threads: int, probe: dict[str, np.ndarray] | None = None
+) -> Backend:
+    """The ONNX model in this runtime. CUDA rows: through I/O binding, and refused (Unavailable)
+    when onnxruntime fell back to the CPU, for the provider or, on `probe`, for compute nodes."""
     from export.runtime import OrtBackend
 
-    providers = (
-        ["CUDAExecutionProvider", "CPUExecutionProvider"] if runtime.is_cuda else ["CPUExecutionProvider"]
-    )
-    backend = OrtBackend(path, providers=providers, intra_op_threads=threads)
-    if runtime.is_cuda and "CUDAExecutionProvider" not in backend.session.get_providers():
+    if not runtime.is_cuda:
+        return OrtBackend(path, providers=["CPUExecutionProvider"], intra_op_threads=threads)
+    backend = CudaOrtBackend(path, threads)
+    if "CUDAExecutionProvider" not in backend.providers:
         raise Unavailable("onnxruntime fell back to the CPU for the CUDA provider (see its log for why)")
+    if probe is not None:
+        from bench.placement import compute_on_cpu, node_placement
+
+        feed = {
+            n: np.ascontiguousarray(v, dtype=backend._dtypes.get(n))
+            for n, v in select_inputs(probe, backend.input_names).items()
+        }
+        on_cpu = compute_on_cpu(node_placement(path, backend.session.get_providers(), feed, threads))
+        if on_cpu:
+            ops = ", ".join(f"{op} x{n}" for op, n in sorted(on_cpu.items()))
+            raise Unavailable(
+                f"onnxruntime ran compute nodes on the CPU in a CUDA session ({ops}): not a GPU timing"
+            )
     return backend

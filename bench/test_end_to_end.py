@@ -24,6 +24,7 @@ def test_end_to_end(benchmark: Any, bench: Bench, e2e_case: Case, request: Any) 
     recorder = ShapeRecorder(backend)
     logits, first = first_call(lambda: predict_word_logits(encoder, recorder, forms, case.batch))
     scores = score_word_logits([f["ner_tags"] for f in forms], logits)
+    flops = recorder.flops(entry.config)
     benchmark.extra_info.update(
         kind="e2e",
         model=case.model,
@@ -32,7 +33,8 @@ def test_end_to_end(benchmark: Any, bench: Bench, e2e_case: Case, request: Any) 
         forms=len(forms),
         words=sum(len(f["tokens"]) for f in forms),
         sequences=sum(b for b, _ in recorder.shapes),
-        flops=recorder.flops(entry.config).total,
+        flops=flops.total,
+        flops_int8=flops.int8_part(bench.quantised_share(case.model, case.runtime)),
         f1_measured=scores["f1"],
     )
     run_timed(

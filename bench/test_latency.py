@@ -7,6 +7,7 @@ from typing import Any
 from bench.context import Bench, Case
 from bench.flops import batch_flops
 from bench.inputs import synthetic_batch
+from bench.runtimes import device_call
 from bench.timing import first_call, run_timed
 
 
@@ -14,7 +15,10 @@ def test_latency(benchmark: Any, bench: Bench, latency_case: Case, request: Any)
     case = latency_case
     entry, backend = bench.open_case(benchmark, case)
     inputs = synthetic_batch(entry.config, case.batch, case.seq)
-    _, first = first_call(lambda: backend(inputs))
+    flops = batch_flops(entry.config, case.batch, case.seq)
+    share = bench.quantised_share(case.model, case.runtime)
+    call = device_call(backend, inputs)  # CUDA rows: inputs already on the device, the device waited for
+    _, first = first_call(call)
     benchmark.extra_info.update(
         kind="latency",
         model=case.model,
@@ -22,8 +26,10 @@ def test_latency(benchmark: Any, bench: Bench, latency_case: Case, request: Any)
         batch=case.batch,
         seq=case.seq,
         seq_requested=case.seq_requested,
-        flops=batch_flops(entry.config, case.batch, case.seq).total,
+        flops=flops.total,
+        flops_int8=flops.int8_part(share),  # the rest runs in fp32: the row's limit is that mix
+        quantised=share.describe(),
         sequences=case.batch,
     )
-    run_timed(benchmark, lambda: backend(inputs), first, request.config)
+    run_timed(benchmark, call, first, request.config)
     bench.results.append(benchmark.stats)

@@ -30,8 +30,11 @@ from distill.run_dir import (
     resolve_run_dir,
 )
 from export import report
+from export.isa import describe as describe_isa
+from export.isa import int8_isa
 from export.pipeline import ONNX_DIR, VARIANTS, EvalData, ExportOptions, ModelExport
 from export.quantize import ATTEMPTS
+from export.validate import FP16_AGREEMENT_FLOOR, FP16_BUDGET_POINTS, INT8_AGREEMENT_FLOOR
 
 MODELS = (TEACHER, STUDENT, BASELINE)
 MANIFEST = "manifest.json"
@@ -99,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--calibration-windows", type=int, default=64, help="training windows for static int8 calibration"
     )
+    parser.add_argument(
+        "--gate-forms",
+        type=int,
+        default=16,
+        help="training forms held out of calibration for the int8/fp16 accuracy gate (at most half the "
+        "training split; the test split is scored once, for the variant kept)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="windows per batch when scoring and timing")
     parser.add_argument(
         "--latency-repeats", type=int, default=10, help="timed calls per variant (the fastest is reported)"
@@ -112,10 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def machine() -> dict[str, Any]:
     flags = set(cpu_info().get("flags", []))
+    isa = int8_isa(flags)
     return {
         "cpu": cpu_name(),
         "threads": os.cpu_count(),
         "int8_features": [f for f in INT8_FEATURES if f in flags],
+        "int8_isa": isa,  # what the int8 variants were chosen and timed for (the bench warns elsewhere)
+        "int8_isa_name": describe_isa(isa),
     }
 
 
@@ -123,18 +136,22 @@ def versions() -> dict[str, str]:
     return package_versions(("onnxruntime", "onnx", "optimum", "optimum-onnx", "torch", "transformers"))
 
 
-def load_eval_data(run: Path, max_eval_forms: int | None) -> EvalData:
+def load_eval_data(run: Path, max_eval_forms: int | None, gate_forms: int = 16) -> EvalData:
     config = read_config(run)
     data = load_run_data(config)
     test = data["test"]
     if max_eval_forms is not None:
         test = test.select(range(min(max_eval_forms, len(test))))
     columns = ("tokens", "bboxes", "image", "ner_tags")
+    train = [{k: row[k] for k in columns} for row in data["train"]]
+    # The gate's forms: the last training forms, kept out of the calibration windows (drawn from the start).
+    held = max(0, min(gate_forms, len(train) // 2))
     return EvalData(
         test_forms=[{k: row[k] for k in columns} for row in test],
-        train_forms=[{k: row[k] for k in columns} for row in data["train"]],
+        train_forms=train[: len(train) - held],
         max_length=config.max_length,
         stride=config.stride,
+        gate_forms=train[len(train) - held :],
     )
 
 
@@ -182,7 +199,7 @@ def export_run(args: argparse.Namespace) -> dict[str, Any]:
         latency_repeats=args.latency_repeats,
         opset=args.opset,
     )
-    data = load_eval_data(run, args.max_eval_forms)
+    data = load_eval_data(run, args.max_eval_forms, args.gate_forms)
     entries = {}
     for name in models:
         print(f"exporting {name} ({', '.join(variants)})", file=sys.stderr)
@@ -202,10 +219,19 @@ def export_run(args: argparse.Namespace) -> dict[str, Any]:
             "max_length": data.max_length,
             "stride": data.stride,
         },
+        "gate": {
+            "split": f"{len(data.gate_forms)} training forms held out of calibration"
+            if data.gate_forms
+            else f"the {data.split} split (no training forms to hold out)",
+            "forms": len(data.gate_forms),
+            "int8_agreement_floor": INT8_AGREEMENT_FLOOR,
+            "fp16_agreement_floor": FP16_AGREEMENT_FLOOR,
+            "fp16_budget_f1_points": FP16_BUDGET_POINTS,
+        },
     }
     for entry in entries.values():
         # A later export of another model rewrites the header: each model keeps its own conditions.
-        entry["exported"] = {k: header[k] for k in ("created", "int8_budget", "eval")}
+        entry["exported"] = {k: header[k] for k in ("created", "int8_budget", "eval", "gate", "machine")}
     manifest = write_manifest(run, entries, header)
     report.write(manifest, Path(args.report_dir))
     return manifest

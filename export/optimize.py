@@ -33,20 +33,29 @@ def quiet_optimizer() -> Iterator[None]:
         logging.disable(previous)
 
 
-def optimize(fp32_path: Path, out_path: Path, config: PretrainedConfig) -> tuple[dict[str, int], float]:
+def optimize(
+    fp32_path: Path,
+    out_path: Path,
+    config: PretrainedConfig,
+    use_gpu: bool = False,
+    cuda_present: bool = False,
+) -> tuple[dict[str, int], float]:
     """Fuse `fp32_path` into `out_path`; returns the fused operators (name -> count) and the seconds taken.
 
     opt_level 1 (onnxruntime's basic, hardware-independent rewrites) then the Python fusions: the
     saved graph runs on any provider; onnxruntime adds its hardware-specific rewrites at load time.
+    `use_gpu` targets the CUDA provider (the graph fp16 is made from); onnxruntime's own pass needs
+    a CUDA session then, so without a device only the Python fusions run (opt_level 0) and the
+    CUDA session applies its rewrites when it loads the file.
     """
     started = time.perf_counter()
     with quiet_optimizer():
-        model = fuse(fp32_path, config)
+        model = fuse(fp32_path, config, use_gpu=use_gpu, opt_level=0 if use_gpu and not cuda_present else 1)
         model.save_model_to_file(str(out_path))
     return fusions(model), time.perf_counter() - started
 
 
-def fuse(fp32_path: Path, config: PretrainedConfig) -> OnnxModel:
+def fuse(fp32_path: Path, config: PretrainedConfig, use_gpu: bool = False, opt_level: int = 1) -> OnnxModel:
     options = FusionOptions(OPTIMIZER_MODEL_TYPE)
     # Exact GELU (erf) stays exact: the approximation would cost parity for a speed-up this
     # model size does not need.
@@ -57,8 +66,8 @@ def fuse(fp32_path: Path, config: PretrainedConfig) -> OnnxModel:
         num_heads=int(getattr(config, "num_attention_heads", 0) or 0),
         hidden_size=int(getattr(config, "hidden_size", 0) or 0),
         optimization_options=options,
-        opt_level=1,
-        use_gpu=False,
+        opt_level=opt_level,
+        use_gpu=use_gpu,
     )
 
 

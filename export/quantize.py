@@ -12,7 +12,11 @@ round to zero. The ladder, each rung a documented onnxruntime option:
 5. static QDQ: activation ranges calibrated (MinMax) on training windows instead of measured per
    batch; per-channel weights.
 
-Every rung is scored; the fastest rung within the F1 budget is kept (`choose`).
+Every rung passes or fails the accuracy gate on held-out training forms (export/validate.py:
+F1 budget, argmax agreement floor, no collapse); the passing rungs are timed interleaved
+(export/timing.py), and the plain recipe (the first passing rung) is kept unless another is
+faster beyond the measured noise (`choose`). On a VNNI CPU the reduced-range rung is not tried:
+7-bit weights guard against U8S8 saturation that VNNI does not have, and cost accuracy.
 """
 
 from __future__ import annotations
@@ -36,14 +40,13 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from export.isa import has_vnni
 from export.optimize import quiet_optimizer
+from export.timing import LATENCY_TIE
 
 # Fused contrib ops (Attention, SkipLayerNormalization...) have no ONNX shape inference: tell the
 # quantiser their outputs are float rather than let it skip the MatMuls that follow them.
 _FLOAT_DEFAULT = {"DefaultTensorType": onnx.TensorProto.FLOAT}
-# A later rung must be this much faster than an earlier passing one to replace it: timings on a busy
-# machine wobble by a few per cent, and the earlier rung is the simpler, smaller model.
-LATENCY_TIE = 0.10
 
 
 @dataclass(frozen=True)
@@ -207,17 +210,26 @@ class AttemptResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def skip_reason(attempt: Attempt, isa: str) -> str | None:
+    """Why a rung is not tried on this CPU (None: try it)."""
+    if attempt.reduce_range and has_vnni(isa):
+        return "not tried: reduce_range guards against U8S8 saturation, which this VNNI CPU does not have"
+    return None
+
+
 def meets(f1: float, reference_f1: float, budget_points: float) -> bool:
     """Within budget: loses at most `budget_points` F1 points (F1 on a 0..1 scale, points x100)."""
     return (reference_f1 - f1) * 100.0 <= budget_points + 1e-9
 
 
-def choose(results: Sequence[AttemptResult]) -> AttemptResult | None:
-    """The fastest attempt within budget; a later one must be over LATENCY_TIE faster to win."""
-    best: AttemptResult | None = None
-    for result in results:
-        if not result.meets_budget or result.latency_ms is None:
-            continue
-        if best is None or result.latency_ms < best.latency_ms * (1.0 - LATENCY_TIE):
-            best = result
-    return best
+def choose(results: Sequence[AttemptResult], margin: float = LATENCY_TIE) -> AttemptResult | None:
+    """The plain recipe (the first rung that passes the gate), unless another passing rung is
+    faster than it by more than `margin` (the noise: export/timing.margin); then the fastest."""
+    passing = [r for r in results if r.meets_budget and r.latency_ms is not None]
+    if not passing:
+        return None
+    plain = passing[0]
+    fastest = min(passing, key=lambda r: r.latency_ms)  # type: ignore[arg-type,return-value]
+    if fastest is not plain and fastest.latency_ms < plain.latency_ms * (1.0 - margin):  # type: ignore[operator]
+        return fastest
+    return plain

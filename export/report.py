@@ -29,10 +29,21 @@ def render(manifest: dict[str, Any]) -> str:
         f"{manifest['eval']['words']} words), window-merged as in training. Parity: logits against PyTorch "
         f"on up to {manifest['eval']['parity_windows']} evaluation windows. Latency: fastest of several calls on "
         f"a batch of {manifest['eval']['batch_size']} evaluation windows on this CPU, to rank variants "
-        "(the bench measures properly). int8 budget: "
+        "(int8: the median of the interleaved rounds its choice was made on; the bench measures properly). int8 budget: "
         f"{manifest['int8_budget']} F1 points against PyTorch.",
         "",
     ]
+    gate = manifest.get("gate")
+    if gate:
+        lines += [
+            f"Accuracy gate (chooses the int8 rung and judges fp16, on {gate['split']}; the test split is scored "
+            f"once, for the variant kept): int8 within the F1 budget and argmax agreement with PyTorch fp32 of at "
+            f"least {gate['int8_agreement_floor']:.0%}; fp16 within {gate['fp16_budget_f1_points']} F1 points and "
+            f"{gate['fp16_agreement_floor']:.0%} agreement; a model answering one label nearly everywhere is "
+            "refused as collapsed. int8 quantised for "
+            f"**{manifest['machine'].get('int8_isa_name', manifest['machine'].get('int8_isa', '?'))}**.",
+            "",
+        ]
     for name, model in manifest["models"].items():
         torch_fig = model["pytorch"]
         lines += [
@@ -61,30 +72,52 @@ def render(manifest: dict[str, Any]) -> str:
             notes.append("Fusions: " + (", ".join(f"{k} ×{v}" for k, v in fused.items()) or "none"))
         fp16 = model["variants"].get("fp16")
         if fp16 is not None:
+            verdict = fp16.get("gate") or {}
+            gate_text = (
+                f"; gate: {'passes' if verdict.get('passes') else 'fails: ' + str(verdict.get('why_not'))}"
+                f" (agreement {verdict['argmax_agreement']:.2%})"
+                if verdict
+                else ""
+            )
             notes.append(
                 "fp16: "
                 + (fp16.get("note") or fp16.get("not_scored_reason") or f"scored on {fp16.get('scored_on')}")
+                + gate_text
             )
+        gpu_why = f" ({model['recommended_gpu_reason']})" if model.get("recommended_gpu_reason") else ""
         notes.append(
-            f"Recommended on CPU: **{model['recommended_cpu']}** ({model['recommended_cpu_reason']}); on GPU: **{model['recommended_gpu']}**."
+            f"Recommended on CPU: **{model['recommended_cpu']}** ({model['recommended_cpu_reason']}); "
+            f"on GPU: **{model['recommended_gpu']}**{gpu_why}."
         )
         lines += [f"- {n}" for n in notes] + [""]
         int8 = model["variants"].get("int8")
         if int8 is not None:
             lines += [
-                "int8 attempts (the fastest within budget is kept):",
+                "int8 attempts (gate F1 and agreement on the gate forms; latency: median of interleaved rounds; the "
+                "plain recipe is kept unless another passing rung is faster by more than the margin):",
                 "",
-                "| attempt | F1 | ΔF1 pts | within budget | latency ms | size MB | note |",
-                "|---|---:|---:|:---:|---:|---:|---|",
+                "| attempt | gate F1 | ΔF1 pts | agree | passes gate | latency ms | spread | size MB | note |",
+                "|---|---:|---:|---:|:---:|---:|---:|---:|---|",
             ]
             for attempt in int8["attempts"]:
                 kept = " (kept)" if attempt["name"] == int8["method"] else ""
-                note = attempt["error"] or attempt["description"]
+                verdict = attempt.get("details", {}).get("gate", {})
+                timing = attempt.get("details", {}).get("timing", {})
+                note = attempt["error"] or verdict.get("why_not") or attempt["description"]
                 lines.append(
                     f"| {attempt['name']}{kept} | {_num(attempt['f1'], '.4f')} | {_num(attempt['delta_f1_points'], '+.2f')} | "
-                    f"{'yes' if attempt['meets_budget'] else 'no'} | {_num(attempt['latency_ms'], '.2f')} | "
+                    f"{_num(verdict.get('argmax_agreement'), '.2%')} | {'yes' if attempt['meets_budget'] else 'no'} | "
+                    f"{_num(attempt['latency_ms'], '.2f')} | {_num(timing.get('spread'), '.1%')} | "
                     f"{_mb(attempt['size_bytes'])} | {note} |"
                 )
+            choice = int8.get("choice")
+            if choice:
+                lines += [
+                    "",
+                    f"Choice: {choice['rule']} ({choice['margin']:.0%} here: the 10% tie, the worst interquartile "
+                    f"spread, plus the {choice['other_processes_cores']:.2f} cores other processes held while "
+                    f"timing; {choice['rounds']} interleaved rounds on a batch of {choice['batch']}).",
+                ]
             if not int8["meets_budget"]:
                 lines += [
                     "",

@@ -104,6 +104,72 @@ def compare(
     )
 
 
+# The accuracy gate a lower-precision variant must pass, on held-out training forms (never the
+# test split, which is reported once, for the variant kept). F1 alone can hide a broken model: a
+# variant that flips labels on a few per cent of tokens, or answers one label everywhere, can move
+# F1 little on a small split. Floors chosen here, stated in the manifest and the report.
+INT8_AGREEMENT_FLOOR = 0.97  # int8 may change the label of at most 3% of tokens
+FP16_AGREEMENT_FLOOR = 0.99  # fp16 rounds far less: at most 1%
+FP16_BUDGET_POINTS = 0.5  # F1 points fp16 may lose against PyTorch fp32
+COLLAPSE_SHARE = 0.98  # one label on this share of tokens ...
+COLLAPSE_MARGIN = 0.10  # ... where fp32 gives it this much less: collapsed
+
+
+def collapse_reason(
+    reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray], batches: Sequence[dict[str, np.ndarray]]
+) -> str | None:
+    """Why the candidate looks collapsed (non-finite logits, one label nearly everywhere), or None."""
+    ref_labels, cand_labels = [], []
+    for ref, cand, batch in zip(reference, candidate, batches, strict=True):
+        keep = batch["attention_mask"].astype(bool)
+        if not np.isfinite(cand[keep]).all():
+            return "non-finite logits"
+        ref_labels.append(ref[keep].argmax(-1))
+        cand_labels.append(cand[keep].argmax(-1))
+    if not cand_labels:
+        return None
+    ref_all, cand_all = np.concatenate(ref_labels), np.concatenate(cand_labels)
+    if not cand_all.size:
+        return None
+    label = int(np.bincount(cand_all).argmax())
+    share, ref_share = float((cand_all == label).mean()), float((ref_all == label).mean())
+    if share >= COLLAPSE_SHARE and share - ref_share >= COLLAPSE_MARGIN:
+        return f"predicts label {label} on {share:.1%} of tokens (fp32: {ref_share:.1%})"
+    return None
+
+
+def gate(
+    f1: float,
+    reference_f1: float,
+    parity: Parity,
+    collapsed: str | None,
+    budget_points: float,
+    agreement_floor: float,
+) -> dict[str, Any]:
+    """The gate's verdict: within the F1 budget, above the agreement floor, not collapsed."""
+    delta = (f1 - reference_f1) * 100.0
+    reasons = []
+    if delta < -budget_points - 1e-9:
+        reasons.append(f"loses {-delta:.2f} F1 points (budget {budget_points})")
+    if parity.argmax_agreement < agreement_floor:
+        reasons.append(
+            f"argmax agreement {parity.argmax_agreement:.2%} below the floor {agreement_floor:.0%}"
+        )
+    if collapsed:
+        reasons.append(f"collapsed: {collapsed}")
+    return {
+        "f1": f1,
+        "reference_f1": reference_f1,
+        "delta_f1_points": round(delta, 4),
+        "argmax_agreement": parity.argmax_agreement,
+        "agreement_floor": agreement_floor,
+        "budget_f1_points": budget_points,
+        "collapsed": collapsed,
+        "passes": not reasons,
+        "why_not": "; ".join(reasons) or None,
+    }
+
+
 def score(
     encoder: WindowEncoder,
     backend: Backend,

@@ -35,6 +35,70 @@ def test_a_later_attempt_must_be_clearly_faster_to_replace_an_earlier_one() -> N
     assert choose(attempts).name == "dynamic"
 
 
+def test_the_plain_recipe_wins_unless_another_is_faster_beyond_the_noise() -> None:
+    attempts = [
+        result("dynamic-unfused", 0.80, 10.0),
+        result("dynamic", 0.80, 8.5),
+        result("static-qdq", 0.80, 8.0),
+    ]
+    assert choose(attempts, margin=0.25).name == "dynamic-unfused"  # 20% faster, inside a 25% noise margin
+    assert choose(attempts, margin=0.10).name == "static-qdq"  # beyond it: the fastest
+    # The plain recipe is the first rung through the gate, whatever its place in the ladder.
+    assert choose([result("dynamic-unfused", 0.50, 5.0), *attempts[1:]], margin=0.10).name == "dynamic"
+
+
+def test_reduce_range_is_not_tried_on_a_vnni_cpu() -> None:
+    from export.isa import int8_isa
+    from export.quantize import ATTEMPTS, skip_reason
+
+    reduced = ATTEMPTS["dynamic-reduced-range"]
+    assert "VNNI" in skip_reason(reduced, "avx512_vnni")
+    assert skip_reason(reduced, "avx2") is None and skip_reason(ATTEMPTS["dynamic"], "avx512_vnni") is None
+    assert int8_isa(["avx2", "avx512bw", "avx512_vnni"], "x86_64") == "avx512_vnni"
+    assert int8_isa(["avx2", "avx512bw"], "x86_64") == "avx512" and int8_isa(["avx2"], "x86_64") == "avx2"
+    assert int8_isa(["avx2", "avx_vnni"], "x86_64") == "avx_vnni" and int8_isa([], "aarch64") == "arm64"
+
+
+def test_the_gate_refuses_low_agreement_and_collapse_even_when_f1_barely_moves() -> None:
+    import numpy as np
+
+    from export.validate import collapse_reason, compare, gate
+
+    batch = {
+        "attention_mask": np.ones((1, 100), dtype=np.int64),
+        "input_ids": np.ones((1, 100), dtype=np.int64),
+    }
+    reference = np.zeros((1, 100, 3), dtype=np.float32)
+    reference[0, :60, 0] = 1.0  # fp32: label 0 on 60 tokens, label 1 on 40
+    reference[0, 60:, 1] = 1.0
+    flipped = reference.copy()
+    flipped[0, 55:60] = [0.0, 1.0, 0.0]  # 5 tokens change label: 95% agreement
+    parity = compare([reference], [flipped], [batch])
+    verdict = gate(0.80, 0.80, parity, collapse_reason([reference], [flipped], [batch]), 1.0, 0.97)
+    assert not verdict["passes"] and "agreement 95.00% below the floor 97%" in verdict["why_not"]
+
+    collapsed = np.zeros_like(reference)
+    collapsed[0, :, 0] = 1.0  # label 0 everywhere
+    reason = collapse_reason([reference], [collapsed], [batch])
+    assert reason and "100.0% of tokens (fp32: 60.0%)" in reason
+    verdict = gate(0.80, 0.80, compare([reference], [collapsed], [batch]), reason, 1.0, 0.0)
+    assert not verdict["passes"] and "collapsed" in verdict["why_not"]
+    assert gate(0.795, 0.80, compare([reference], [reference], [batch]), None, 1.0, 0.97)["passes"]
+
+
+def test_fp16_that_fails_its_gate_is_not_recommended_for_gpus() -> None:
+    variants = {
+        "fp32-optimized": {"latency_ms": 15.0},
+        "fp16": {"meets_gate": False, "gate": {"why_not": "argmax agreement 90.00% below the floor 99%"}},
+    }
+    picked = recommend(variants, 1.0)
+    assert (
+        picked["recommended_gpu"] == "fp32-optimized"
+        and "below the floor" in picked["recommended_gpu_reason"]
+    )
+    assert recommend({**variants, "fp16": {"meets_gate": True}}, 1.0)["recommended_gpu"] == "fp16"
+
+
 def test_nothing_within_budget_keeps_fp32_recommended() -> None:
     attempts = [result("dynamic", 0.50, 5.0), result("static-qdq", 0.60, 6.0)]
     assert choose(attempts) is None
@@ -77,3 +141,10 @@ def test_sensitive_matmuls_are_the_classifier_and_attention_outputs() -> None:
     found = sensitive_matmuls(helper.make_model(graph))
     assert found == [names[0], names[1], names[3]]
     assert isinstance(found, list) and onnx.__version__
+
+
+def test_the_plain_fp32_export_is_recommended_unless_the_optimised_one_is_faster_beyond_the_noise() -> None:
+    variants = {"fp32": {"latency_ms": 20.0}, "fp32-optimized": {"latency_ms": 19.0, "timing": {"margin": 0.1}}}
+    assert recommend(variants, 1.0)["recommended_cpu"] == "fp32"  # 5% faster: inside the noise
+    variants["fp32-optimized"]["timing"]["margin"] = 0.02
+    assert recommend(variants, 1.0)["recommended_cpu"] == "fp32-optimized"
