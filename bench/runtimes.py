@@ -156,12 +156,7 @@ def device_call(backend: Backend, batch: dict[str, np.ndarray]) -> Callable[[], 
         binding = backend.bind(batch)
         return lambda: backend.run_bound(binding)
     if isinstance(backend, TorchBackend) and backend.device.type == "cuda":
-        inputs = {}
-        for name, value in select_inputs(batch, backend.input_names).items():
-            tensor = torch.from_numpy(np.ascontiguousarray(value)).to(backend.device)
-            if tensor.is_floating_point() and backend.dtype is not None:
-                tensor = tensor.to(backend.dtype)
-            inputs[name] = tensor
+        inputs = backend.tensors(batch)
 
         @torch.inference_mode()
         def run() -> Any:

@@ -72,14 +72,19 @@ class TorchBackend:
         self.hidden = hidden
         self.input_names = model_input_names(model)
 
-    @torch.inference_mode()
-    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+    def tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """The model's inputs from a padded batch, on its device, floats in its dtype."""
         inputs = {}
         for name, value in select_inputs(batch, self.input_names).items():
             tensor = torch.from_numpy(np.ascontiguousarray(value)).to(self.device)
             if tensor.is_floating_point() and self.dtype is not None:
                 tensor = tensor.to(self.dtype)
             inputs[name] = tensor
+        return inputs
+
+    @torch.inference_mode()
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        inputs = self.tensors(batch)
         if not self.hidden:
             return self.model(**inputs).logits.float().cpu().numpy()
         outputs = self.model(**inputs, output_hidden_states=True)
