@@ -114,6 +114,7 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
             "data": describe_run_data(config),
             "max_length": config.max_length,
             "stride": config.stride,
+            "labels": list(bench.labels.types) if hasattr(bench, "labels") else None,
             "test_forms": len(bench.test_forms) if any(r.get("kind") == "e2e" for r in rows) else None,
             "test_split_forms": bench.test_split_size or None,
             "timing_only": catalog.timing_only,

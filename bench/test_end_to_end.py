@@ -23,7 +23,7 @@ def test_end_to_end(benchmark: Any, bench: Bench, e2e_case: Case, request: Any) 
     forms = bench.test_forms
     recorder = ShapeRecorder(backend)
     logits, first = first_call(lambda: predict_word_logits(encoder, recorder, forms, case.batch))
-    scores = score_word_logits([f["ner_tags"] for f in forms], logits)
+    scores = score_word_logits([f["ner_tags"] for f in forms], logits, bench.labels)
     benchmark.extra_info.update(
         kind="e2e",
         model=case.model,
@@ -34,6 +34,7 @@ def test_end_to_end(benchmark: Any, bench: Bench, e2e_case: Case, request: Any) 
         sequences=sum(b for b, _ in recorder.shapes),
         flops=recorder.flops(entry.config).total,
         f1_measured=scores["f1"],
+        per_type=scores["per_type"],
     )
     run_timed(
         benchmark, lambda: predict_word_logits(encoder, backend, forms, case.batch), first, request.config

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from distill.schema import ID2LABEL
 from distill.windows import WindowEncoder, merge_word_logits, pad_batch
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "bbox", "pixel_values", "token_type_ids")
@@ -138,11 +137,17 @@ class WordPrediction:
 
 
 class Predictor:
-    """Label the words of a form with any model: `Predictor.from_dir(run/"student").predict(words)`."""
+    """Label the words of a form with any model: `Predictor.from_dir(run/"student").predict(words)`.
 
-    def __init__(self, encoder: WindowEncoder, backend: Backend, batch_size: int = 8) -> None:
+    `labels`: the tag of each output index, the model's id2label (any label set).
+    """
+
+    def __init__(
+        self, encoder: WindowEncoder, backend: Backend, labels: Sequence[str], batch_size: int = 8
+    ) -> None:
         self.encoder = encoder
         self.backend = backend
+        self.labels = list(labels)
         self.batch_size = batch_size
 
     @classmethod
@@ -152,7 +157,11 @@ class Predictor:
         from distill.models import load_bundle
 
         bundle = load_bundle(path)
-        return cls(bundle.encoder(max_length, stride), TorchBackend(bundle.model, device))
+        return cls(
+            bundle.encoder(max_length, stride),
+            TorchBackend(bundle.model, device),
+            id2label_list(bundle.model.config),
+        )
 
     def predict(
         self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None = None, image: Any = None
@@ -163,6 +172,11 @@ class Predictor:
         shifted = np.exp(logits - logits.max(-1, keepdims=True))
         probs = shifted / shifted.sum(-1, keepdims=True)
         return [
-            WordPrediction(word, ID2LABEL[int(i)], float(p[i]))
+            WordPrediction(word, self.labels[int(i)], float(p[i]))
             for word, p, i in zip(words, probs, probs.argmax(-1), strict=True)
         ]
+
+
+def id2label_list(config: Any) -> list[str]:
+    """A model config's tags in output order."""
+    return [config.id2label[k] for k in sorted(config.id2label, key=int)]

@@ -18,21 +18,24 @@ from __future__ import annotations
 import datasets
 import numpy as np
 
-from distill.schema import ID2LABEL
+from distill.labels import OUTSIDE, tag_names
 
 REPLACE_RATE = 0.15
 JITTER = 10  # units of the 0..1000 box grid
 
 
-def segments(tags: list[int], boxes: list[list[int]]) -> list[tuple[int, int]]:
-    """[start, end) word ranges: an entity (B- then its I-s) or a run of O words on the same box."""
+def segments(tags: list[int], boxes: list[list[int]], names: list[str]) -> list[tuple[int, int]]:
+    """[start, end) word ranges: an entity (B- then its I-s) or a run of O words on the same box.
+
+    `names`: the tag name of each id (the split's ner_tags ClassLabel).
+    """
     spans: list[tuple[int, int]] = []
     for i, tag in enumerate(tags):
-        label = ID2LABEL[tag]
+        label = names[tag]
         starts = (
             i == 0
             or label.startswith("B-")
-            or (label == "O" and (ID2LABEL[tags[i - 1]] != "O" or boxes[i] != boxes[i - 1]))
+            or (label == OUTSIDE and (names[tags[i - 1]] != OUTSIDE or boxes[i] != boxes[i - 1]))
         )
         if starts:
             spans.append((i, i + 1))
@@ -42,11 +45,16 @@ def segments(tags: list[int], boxes: list[list[int]]) -> list[tuple[int, int]]:
 
 
 def augment(
-    form: dict, vocabulary: list[str], rng: np.random.Generator, replace_rate: float, jitter: int
+    form: dict,
+    vocabulary: list[str],
+    rng: np.random.Generator,
+    replace_rate: float,
+    jitter: int,
+    names: list[str],
 ) -> dict:
     """One perturbed copy of a form (same columns; the image is the form's own page)."""
     tags, boxes, words = list(form["ner_tags"]), [list(b) for b in form["bboxes"]], list(form["tokens"])
-    spans = segments(tags, boxes)
+    spans = segments(tags, boxes, names)
     out_words: list[str] = []
     out_boxes: list[list[int]] = []
     out_tags: list[int] = []
@@ -75,10 +83,11 @@ def transfer_set(
     vocabulary = [w for form in train["tokens"] for w in form]
     # Keep the page images as their encoded bytes: decoding and re-encoding them would cost seconds.
     raw = train.cast_column("image", datasets.Image(decode=False))
+    names = tag_names(train, "the training split")
     rows = []
     for k in range(copies):
         for form in raw:
-            copy = augment(form, vocabulary, rng, replace_rate, jitter)
+            copy = augment(form, vocabulary, rng, replace_rate, jitter, names)
             rows.append({**copy, "id": f"{form['id']}#aug{k}"})
     columns = {name: [row[name] for row in rows] for name in raw.column_names}
     out = datasets.Dataset.from_dict(columns, features=raw.features)

@@ -28,6 +28,7 @@ from distill.run_dir import (
     model_dirs,
     read_config,
     resolve_run_dir,
+    run_labels,
 )
 from export import report
 from export.pipeline import ONNX_DIR, VARIANTS, EvalData, ExportOptions, ModelExport
@@ -135,6 +136,7 @@ def load_eval_data(run: Path, max_eval_forms: int | None) -> EvalData:
         train_forms=[{k: row[k] for k in columns} for row in data["train"]],
         max_length=config.max_length,
         stride=config.stride,
+        labels=run_labels(data),
     )
 
 
@@ -193,6 +195,7 @@ def export_run(args: argparse.Namespace) -> dict[str, Any]:
         "versions": versions(),
         "machine": machine(),
         "int8_budget": args.int8_budget,
+        "labels": list(data.labels.types) if data.labels else None,
         "eval": {
             "split": data.split,
             "forms": len(data.test_forms),
