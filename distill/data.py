@@ -11,15 +11,17 @@ import datasets
 
 from distill.data_funsd import load_funsd_local
 from distill.data_hub import DEFAULT_HUB_DATASET, load_hub
+from distill.data_receipts import make_receipts
 from distill.data_synthetic import make_synthetic
 from distill.errors import DistillError
 
 SYNTHETIC = "synthetic"
+RECEIPTS = "synthetic-receipts"  # the generator's receipt mode: CORD-like labels, a second label set
 DEFAULT_SOURCE = DEFAULT_HUB_DATASET
 DEFAULT_SYNTHETIC_FORMS = 64  # 48 train + 16 test
 DEFAULT_MAX_WORDS = 120
 
-SourceKind = Literal["synthetic", "local", "hub"]
+SourceKind = Literal["synthetic", "receipts", "local", "hub"]
 
 # owner/name as the hub spells it; anything else with a path separator is a path.
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")
@@ -36,6 +38,8 @@ def source_kind(source: str) -> SourceKind:
         raise DistillError("empty data source: give a hub id, a FUNSD release directory or 'synthetic'")
     if source == SYNTHETIC:
         return "synthetic"
+    if source == RECEIPTS:
+        return "receipts"
     if Path(source).expanduser().exists() or _looks_like_path(source):
         return "local"
     return "hub"
@@ -76,6 +80,8 @@ def load_source(
         num_train, num_test = synthetic_split_sizes(synthetic_forms)
         words = DEFAULT_MAX_WORDS if max_words is None else max_words
         return make_synthetic(num_train, num_test, max_words=words, seed=seed, word_boxes=word_boxes)
+    if kind == "receipts":
+        return make_receipts(*synthetic_split_sizes(synthetic_forms), seed=seed)
     if kind == "local":
         return load_funsd_local(Path(source).expanduser(), word_boxes=word_boxes)
     if word_boxes:
@@ -101,6 +107,11 @@ def describe_source(
         num_train, num_test = synthetic_split_sizes(synthetic_forms)
         words = DEFAULT_MAX_WORDS if max_words is None else max_words
         return f"synthetic (seed {seed}, {num_train}/{num_test} forms, <= {words} words, {boxes})"
+    if kind == "receipts":
+        num_train, num_test = synthetic_split_sizes(synthetic_forms)
+        return (
+            f"synthetic receipts (seed {seed}, {num_train}/{num_test} receipts, CORD-like labels, word boxes)"
+        )
     if kind == "local":
         return f"FUNSD release at {Path(source).expanduser()} ({boxes})"
     return f"hub dataset {source} ({boxes})"
