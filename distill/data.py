@@ -9,6 +9,7 @@ from typing import Literal
 
 import datasets
 
+from distill.data_custom import is_funsd_release, load_custom_local
 from distill.data_funsd import load_funsd_local
 from distill.data_hub import DEFAULT_HUB_DATASET, load_hub
 from distill.data_receipts import make_receipts
@@ -83,13 +84,20 @@ def load_source(
     if kind == "receipts":
         return make_receipts(*synthetic_split_sizes(synthetic_forms), seed=seed)
     if kind == "local":
-        return load_funsd_local(Path(source).expanduser(), word_boxes=word_boxes)
+        return load_local(Path(source).expanduser(), word_boxes=word_boxes)
     if word_boxes:
         raise DistillError(
             f"word-level boxes need the FUNSD release files: the hub copy {source} has segment boxes only; "
             "use --data PATH to a FUNSD release directory"
         )
     return load_hub(source)
+
+
+def load_local(path: Path, word_boxes: bool = False) -> datasets.DatasetDict:
+    """A directory: a FUNSD release (FUNSD's labels, images) or the user's own FUNSD-layout data."""
+    if not path.is_dir() or is_funsd_release(path):
+        return load_funsd_local(path, word_boxes=word_boxes)  # also names a missing directory
+    return load_custom_local(path, word_boxes=word_boxes)
 
 
 def describe_source(
@@ -113,5 +121,8 @@ def describe_source(
             f"synthetic receipts (seed {seed}, {num_train}/{num_test} receipts, CORD-like labels, word boxes)"
         )
     if kind == "local":
-        return f"FUNSD release at {Path(source).expanduser()} ({boxes})"
+        path = Path(source).expanduser()
+        if path.is_dir() and not is_funsd_release(path):
+            return f"FUNSD-layout directory at {path} (own labels, {boxes})"
+        return f"FUNSD release at {path} ({boxes})"
     return f"hub dataset {source} ({boxes})"
