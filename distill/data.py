@@ -9,6 +9,7 @@ from typing import Literal
 
 import datasets
 
+from distill.data_classlabel import is_dataset_dir, load_dataset_dir
 from distill.data_custom import is_funsd_release, load_custom_local
 from distill.data_funsd import load_funsd_local
 from distill.data_hub import DEFAULT_HUB_DATASET, load_hub
@@ -94,7 +95,10 @@ def load_source(
 
 
 def load_local(path: Path, word_boxes: bool = False) -> datasets.DatasetDict:
-    """A directory: a FUNSD release (FUNSD's labels, images) or the user's own FUNSD-layout data."""
+    """A directory: a saved or parquet dataset (ClassLabel ner_tags, or CORD), a FUNSD release
+    (FUNSD's labels, images) or the user's own FUNSD-layout data."""
+    if is_dataset_dir(path):
+        return load_dataset_dir(path)
     if not path.is_dir() or is_funsd_release(path):
         return load_funsd_local(path, word_boxes=word_boxes)  # also names a missing directory
     return load_custom_local(path, word_boxes=word_boxes)
@@ -122,6 +126,8 @@ def describe_source(
         )
     if kind == "local":
         path = Path(source).expanduser()
+        if is_dataset_dir(path):
+            return f"dataset directory {path} (its own labels and boxes)"
         if path.is_dir() and not is_funsd_release(path):
             return f"FUNSD-layout directory at {path} (own labels, {boxes})"
         return f"FUNSD release at {path} ({boxes})"
