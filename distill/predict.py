@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from distill.entities import Entity, decode_entities
 from distill.windows import WindowEncoder, merge_word_logits, pad_batch
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "bbox", "pixel_values", "token_type_ids")
@@ -136,6 +137,14 @@ class WordPrediction:
     score: float
 
 
+@dataclass(frozen=True)
+class FormPrediction:
+    """A form's word labels and the entities they spell."""
+
+    words: list[WordPrediction]
+    entities: list[Entity]
+
+
 class Predictor:
     """Label the words of a form with any model: `Predictor.from_dir(run/"student").predict(words)`.
 
@@ -175,6 +184,24 @@ class Predictor:
             WordPrediction(word, self.labels[int(i)], float(p[i]))
             for word, p, i in zip(words, probs, probs.argmax(-1), strict=True)
         ]
+
+    def predict_form(
+        self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None = None, image: Any = None
+    ) -> FormPrediction:
+        """Word labels and entities: BIO spans as text, label, mean word probability and enclosing box."""
+        predictions = self.predict(words, boxes, image)
+        entities = decode_entities(
+            [p.word for p in predictions],
+            [p.label for p in predictions],
+            [p.score for p in predictions],
+            boxes,
+        )
+        return FormPrediction(predictions, entities)
+
+    def entities(
+        self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None = None, image: Any = None
+    ) -> list[Entity]:
+        return self.predict_form(words, boxes, image).entities
 
 
 def id2label_list(config: Any) -> list[str]:

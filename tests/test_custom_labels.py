@@ -105,7 +105,8 @@ def test_tiny_preset_trains_end_to_end_on_custom_labels_without_images(
     assert "the LayoutLMv3 teacher saw a blank page" in report and "extent of their boxes" in report
     # the text student needs neither image nor boxes, and speaks the run's labels
     words = [w for _, ws in LINES for w in ws]
-    predictions = Predictor.from_dir(run / "student", max_length=32, stride=8).predict(words)
-    assert {p.label for p in predictions} <= set(
+    form = Predictor.from_dir(run / "student", max_length=32, stride=8).predict_form(words)
+    assert {p.label for p in form.words} <= set(
         json.loads((run / "student" / "config.json").read_text())["label2id"]
     )
+    assert all(e.label in types for e in form.entities)

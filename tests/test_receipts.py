@@ -48,9 +48,10 @@ def test_train_and_export_on_receipts(tmp_path: Path) -> None:
     for model in ("teacher", "student"):
         assert list(manifest["models"][model]["variants"]["fp32"]["metrics"]["per_type"]) == types
     assert all(f"| {t} (" in (reports / "export.md").read_text() for t in types)
-    # the exported student speaks the receipt labels
+    # the exported student speaks the receipt labels, entities included
     form = load_source("synthetic-receipts", synthetic_forms=16, seed=42)["test"][0]
-    words = onnx_predictor(run / "onnx" / "student" / "fp32", max_length=128, stride=32).predict(
+    prediction = onnx_predictor(run / "onnx" / "student" / "fp32", max_length=128, stride=32).predict_form(
         form["tokens"], form["bboxes"]
     )
-    assert {p.label for p in words} <= set(RECEIPT_LABELS.tags)
+    assert {p.label for p in prediction.words} <= set(RECEIPT_LABELS.tags)
+    assert all(e.label in types and e.box is not None for e in prediction.entities)
