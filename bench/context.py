@@ -36,9 +36,10 @@ from bench.runtimes import (
     onnx_backend,
     torch_backend,
 )
+from distill.labels import LabelSet
 from distill.models import load_bundle, load_preprocessing
 from distill.predict import Backend
-from distill.run_dir import load_run_data
+from distill.run_dir import load_run_data, run_labels
 from distill.windows import WindowEncoder
 
 BATCH_SIZES = (1, 8)
@@ -244,7 +245,9 @@ class Bench:
     @functools.cached_property
     def test_forms(self) -> list[dict[str, Any]]:
         """The test split, each form a dict with its image decoded (reading PNGs is I/O, not preprocessing)."""
-        split = load_run_data(self.catalog.config)["test"]
+        data = load_run_data(self.catalog.config)
+        split = data["test"]
+        self.labels: LabelSet = run_labels(data)  # scores per type name the run's labels
         self.test_split_size = len(split)
         count = len(split) if self.e2e_forms is None else min(self.e2e_forms, len(split))
         return [split[i] for i in range(count)]

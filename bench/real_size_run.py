@@ -37,6 +37,7 @@ from bench.catalog import TIMING_ONLY_KEY, TIMING_ONLY_NOTE, count_params
 from distill import atomic
 from distill.config import TrainConfig
 from distill.errors import DistillError
+from distill.labels import LabelSet
 from distill.models import (
     STUDENT_DEFAULT,
     TEACHER_DEFAULT,
@@ -46,7 +47,7 @@ from distill.models import (
     train_wordpiece_tokenizer,
     with_layout,
 )
-from distill.run_dir import METRICS, dir_size, load_run_data
+from distill.run_dir import METRICS, dir_size, load_run_data, run_labels
 
 # microsoft/layoutlmv3-base's config.json where it differs from LayoutLMv3Config's defaults.
 LAYOUTLMV3_BASE = {
@@ -61,17 +62,17 @@ DISTILBERT_VOCAB = 30522  # bert-base-uncased's WordPiece
 LAYOUT_STUDENT = "student-layout"
 
 
-def real_size_teacher(words: list[str]) -> Bundle:
+def real_size_teacher(words: list[str], labels: LabelSet) -> Bundle:
     tokenizer = train_bpe_tokenizer(words, LAYOUTLMV3_VOCAB)
-    config = LayoutLMv3Config(vocab_size=LAYOUTLMV3_VOCAB, **LAYOUTLMV3_BASE, **label_kwargs())
+    config = LayoutLMv3Config(vocab_size=LAYOUTLMV3_VOCAB, **LAYOUTLMV3_BASE, **label_kwargs(labels))
     processor = LayoutLMv3ImageProcessor(apply_ocr=False)  # 224 x 224, the base model's input
     return Bundle(LayoutLMv3ForTokenClassification(config), tokenizer, processor)
 
 
-def real_size_student(words: list[str]) -> Bundle:
+def real_size_student(words: list[str], labels: LabelSet) -> Bundle:
     tokenizer = train_wordpiece_tokenizer(words, DISTILBERT_VOCAB)
     config = DistilBertConfig(
-        vocab_size=DISTILBERT_VOCAB, pad_token_id=tokenizer.pad_token_id, **label_kwargs()
+        vocab_size=DISTILBERT_VOCAB, pad_token_id=tokenizer.pad_token_id, **label_kwargs(labels)
     )
     return Bundle(DistilBertForTokenClassification(config), tokenizer)
 
@@ -95,7 +96,8 @@ def build(output_dir: Path, data: str, layout_student: bool, seed: int) -> Path:
     split = load_run_data(config)
     words = [w for form in split["train"]["tokens"] for w in form]
     output_dir.mkdir(parents=True, exist_ok=True)
-    bundles = {"teacher": real_size_teacher(words), "student": real_size_student(words)}
+    labels = run_labels(split)  # the data's labels, as a trained run would have them
+    bundles = {"teacher": real_size_teacher(words, labels), "student": real_size_student(words, labels)}
     if layout_student:
         bundles[LAYOUT_STUDENT] = with_layout(bundles["student"])
     records: dict[str, Any] = {}
@@ -115,7 +117,7 @@ def build(output_dir: Path, data: str, layout_student: bool, seed: int) -> Path:
         output_dir / METRICS,
         {TIMING_ONLY_KEY: True, "note": TIMING_ONLY_NOTE, "data": data, "models": records},
     )
-    config.write(output_dir / "config.toml")
+    config.updated({"labels": labels.option()}).write(output_dir / "config.toml")
     return output_dir
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from bench.runtimes import BASELINE_RUNTIME, BY_NAME, GPU_BASELINE_RUNTIME, REFERENCE, RUNTIMES
 from bench.timing import P95_MIN_ROUNDS
 from distill import atomic
+from distill.report import per_type_table
 
 MARKDOWN = "benchmark.md"
 PLOT = "benchmark.png"
@@ -437,6 +438,10 @@ def render(summary: dict[str, Any], plot_name: str | None = PLOT) -> str:
             else group.capitalize()
         )
         lines += ["", f"## {title}", "", scenario_table(group, [r for r in rows if r["group"] == group])]
+    per_type = {f"{r['model']} / {r['runtime_label']}": r for r in rows if r.get("per_type")}
+    if per_type:  # measured in the end-to-end pass, under the run's own labels
+        lines += ["", "## Entity F1 per type (end to end)", ""]
+        lines += per_type_table(per_type, summary["run"].get("labels"))
     errors = sorted(
         {f"{r['model']} / {r['runtime_label']}: {r['memory_error']}" for r in rows if r.get("memory_error")}
     )

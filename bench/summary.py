@@ -158,6 +158,7 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
             "data": describe_run_data(config),
             "max_length": config.max_length,
             "stride": config.stride,
+            "labels": list(bench.labels.types) if hasattr(bench, "labels") else None,
             "test_forms": measured_forms,
             "test_split_forms": split_forms,
             "timing_only": catalog.timing_only,

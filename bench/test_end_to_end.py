@@ -23,7 +23,7 @@ def test_end_to_end(benchmark: Any, bench: Bench, e2e_case: Case, request: Any) 
     forms = bench.test_forms
     recorder = ShapeRecorder(backend)
     logits, first = first_call(lambda: predict_word_logits(encoder, recorder, forms, case.batch))
-    scores = score_word_logits([f["ner_tags"] for f in forms], logits)
+    scores = score_word_logits([f["ner_tags"] for f in forms], logits, bench.labels)
     flops = recorder.flops(entry.config)
     benchmark.extra_info.update(
         kind="e2e",
@@ -36,6 +36,7 @@ def test_end_to_end(benchmark: Any, bench: Bench, e2e_case: Case, request: Any) 
         flops=flops.total,
         flops_int8=flops.int8_part(bench.quantised_share(case.model, case.runtime)),
         f1_measured=scores["f1"],
+        per_type=scores["per_type"],
     )
     run_timed(
         benchmark, lambda: predict_word_logits(encoder, backend, forms, case.batch), first, request.config

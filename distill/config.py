@@ -25,7 +25,9 @@ class TrainConfig:
     # data
     data: str = field(
         default=HUB_DATASET,
-        metadata={"help": "hub dataset id, a local FUNSD release directory, or 'synthetic'"},
+        metadata={
+            "help": "hub dataset id, a local FUNSD release directory, 'synthetic' or 'synthetic-receipts'"
+        },
     )
     word_boxes: bool = field(
         default=False, metadata={"help": "local FUNSD: each word's own box instead of its segment's"}
@@ -40,6 +42,13 @@ class TrainConfig:
         },
     )
     max_words: int = field(default=120, metadata={"help": "synthetic source: most words in one form"})
+    labels: str = field(
+        default="",
+        metadata={
+            "help": "entity types, comma-separated, fixing the label set and its order (empty: from "
+            "the data; the run's config.toml records the set it used)"
+        },
+    )
     # models
     teacher: str = field(
         default=TEACHER_DEFAULT, metadata={"help": f"teacher: hub id, local directory, or '{TINY}'"}

@@ -9,17 +9,21 @@ from typing import Literal
 
 import datasets
 
+from distill.data_classlabel import is_dataset_dir, load_dataset_dir
+from distill.data_custom import is_funsd_release, load_custom_local
 from distill.data_funsd import load_funsd_local
 from distill.data_hub import DEFAULT_HUB_DATASET, load_hub
+from distill.data_receipts import make_receipts
 from distill.data_synthetic import make_synthetic
 from distill.errors import DistillError
 
 SYNTHETIC = "synthetic"
+RECEIPTS = "synthetic-receipts"  # the generator's receipt mode: CORD-like labels, a second label set
 DEFAULT_SOURCE = DEFAULT_HUB_DATASET
 DEFAULT_SYNTHETIC_FORMS = 64  # 48 train + 16 test
 DEFAULT_MAX_WORDS = 120
 
-SourceKind = Literal["synthetic", "local", "hub"]
+SourceKind = Literal["synthetic", "receipts", "local", "hub"]
 
 # owner/name as the hub spells it; anything else with a path separator is a path.
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")
@@ -36,6 +40,8 @@ def source_kind(source: str) -> SourceKind:
         raise DistillError("empty data source: give a hub id, a FUNSD release directory or 'synthetic'")
     if source == SYNTHETIC:
         return "synthetic"
+    if source == RECEIPTS:
+        return "receipts"
     if Path(source).expanduser().exists() or _looks_like_path(source):
         return "local"
     return "hub"
@@ -76,14 +82,26 @@ def load_source(
         num_train, num_test = synthetic_split_sizes(synthetic_forms)
         words = DEFAULT_MAX_WORDS if max_words is None else max_words
         return make_synthetic(num_train, num_test, max_words=words, seed=seed, word_boxes=word_boxes)
+    if kind == "receipts":
+        return make_receipts(*synthetic_split_sizes(synthetic_forms), seed=seed)
     if kind == "local":
-        return load_funsd_local(Path(source).expanduser(), word_boxes=word_boxes)
+        return load_local(Path(source).expanduser(), word_boxes=word_boxes)
     if word_boxes:
         raise DistillError(
             f"word-level boxes need the FUNSD release files: the hub copy {source} has segment boxes only; "
             "use --data PATH to a FUNSD release directory"
         )
     return load_hub(source)
+
+
+def load_local(path: Path, word_boxes: bool = False) -> datasets.DatasetDict:
+    """A directory: a saved or parquet dataset (ClassLabel ner_tags, or CORD), a FUNSD release
+    (FUNSD's labels, images) or the user's own FUNSD-layout data."""
+    if is_dataset_dir(path):
+        return load_dataset_dir(path)
+    if not path.is_dir() or is_funsd_release(path):
+        return load_funsd_local(path, word_boxes=word_boxes)  # also names a missing directory
+    return load_custom_local(path, word_boxes=word_boxes)
 
 
 def describe_source(
@@ -101,6 +119,16 @@ def describe_source(
         num_train, num_test = synthetic_split_sizes(synthetic_forms)
         words = DEFAULT_MAX_WORDS if max_words is None else max_words
         return f"synthetic (seed {seed}, {num_train}/{num_test} forms, <= {words} words, {boxes})"
+    if kind == "receipts":
+        num_train, num_test = synthetic_split_sizes(synthetic_forms)
+        return (
+            f"synthetic receipts (seed {seed}, {num_train}/{num_test} receipts, CORD-like labels, word boxes)"
+        )
     if kind == "local":
-        return f"FUNSD release at {Path(source).expanduser()} ({boxes})"
+        path = Path(source).expanduser()
+        if is_dataset_dir(path):
+            return f"dataset directory {path} (its own labels and boxes)"
+        if path.is_dir() and not is_funsd_release(path):
+            return f"FUNSD-layout directory at {path} (own labels, {boxes})"
+        return f"FUNSD release at {path} ({boxes})"
     return f"hub dataset {source} ({boxes})"

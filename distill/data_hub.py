@@ -17,8 +17,10 @@ from pathlib import Path
 import datasets
 from datasets.utils.file_utils import cached_path, hash_url_to_filename
 
+from distill.data_cord import cord_from_dataset, is_cord
 from distill.data_funsd import SPLIT_DIRS, load_funsd_local
 from distill.errors import DistillError
+from distill.labels import LabelSet, tag_names
 from distill.schema import features
 
 DEFAULT_HUB_DATASET = "nielsr/funsd-layoutlmv3"
@@ -51,6 +53,8 @@ def load_hub(name: str = DEFAULT_HUB_DATASET) -> datasets.DatasetDict:
         raise _hub_error(name, err) from err
     if not isinstance(loaded, datasets.DatasetDict):
         raise DistillError(f"hub dataset {name} did not load as train/test splits")
+    if is_cord(loaded):  # naver-clova-ix/cord-v2: JSON ground truth per receipt, not words and tags
+        return cord_from_dataset(loaded, f"hub dataset {name}")
     return validate_splits(loaded, f"hub dataset {name}")
 
 
@@ -149,20 +153,25 @@ def _release_instead(name: str, hub_err: Exception) -> datasets.DatasetDict:
 def validate_splits(data: datasets.DatasetDict, origin: str) -> datasets.DatasetDict:
     """The train and test splits, reduced to the schema's columns and cast to its types.
 
-    Fails with a DistillError naming the origin when a split or column is missing or the
-    tag names differ (a cast would keep the integers and silently relabel them).
+    Fails with a DistillError naming the origin when a split or column is missing, a tag name
+    is not BIO, or the splits' tag names differ (a cast would keep the integers and silently
+    relabel them). Any label set is welcome: the names come from the training split's feature.
     """
     missing = [s for s in SPLITS if s not in data]
     if missing:
         raise DistillError(f"{origin} has no {' or '.join(missing)} split (has: {', '.join(data)})")
-    expected = features()
+    names = tag_names(data["train"], f"{origin} split train")
+    LabelSet.from_tags(names, f"{origin} split train")  # every name a BIO tag, at least one type
+    expected = features(names)
     result = {}
     for split in SPLITS:
         dataset = data[split]
+        if "image" not in dataset.column_names:  # images are optional: text and layout students need none
+            dataset = dataset.add_column("image", [None] * len(dataset))
         absent = [c for c in expected if c not in dataset.column_names]
         if absent:
             raise DistillError(f"{origin} split {split} lacks column(s) {', '.join(absent)}")
-        _check_tag_names(dataset, origin, split)
+        _check_tag_names(dataset, origin, split, names)
         dataset = dataset.select_columns(list(expected))
         try:
             result[split] = dataset.cast(expected) if dataset.features != expected else dataset
@@ -171,11 +180,10 @@ def validate_splits(data: datasets.DatasetDict, origin: str) -> datasets.Dataset
     return datasets.DatasetDict(result)
 
 
-def _check_tag_names(dataset: datasets.Dataset, origin: str, split: str) -> None:
+def _check_tag_names(dataset: datasets.Dataset, origin: str, split: str, expected: list[str]) -> None:
     feature = dataset.features["ner_tags"]
     inner = getattr(feature, "feature", None)
     names = getattr(inner, "names", None)
-    expected = features()["ner_tags"].feature.names
     if names != expected:
         raise DistillError(f"{origin} split {split}: ner_tags must be ClassLabel{expected}, got {feature}")
 

@@ -35,8 +35,8 @@ from typing import Any
 from distill import atomic
 from distill.errors import DistillError
 from distill.machine import machine_summary, package_versions
+from distill.report import run_types
 from distill.run_dir import read_json
-from distill.schema import ENTITY_TYPES
 
 ENSEMBLE = "ensemble"  # --teacher value: the seed's plain text and layout students, logits averaged
 LAYOUT_STUDENT = "layout-student"  # --teacher value: the layout-aware student's architecture, trained longer
@@ -308,6 +308,8 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
             f"{records[0]['params'] / 1e6:.1f} M | {fmt([r.get('train_seconds', 0.0) for r in records], 1.0, 0)} s | "
             f"{overhead_cell(row, records, plain)} | " + " | ".join(int8_cells) + " |"
         )
+    # The runs' own labels (their per-type scores), not a list fixed here.
+    types = run_types({f"{row.label}/{i}": r for row, recs in rows.items() for i, r in enumerate(recs)})
     lines += [
         "",
         "int8 columns: `python -m export.onnx --models student` on each run; ΔF1 is against that export's "
@@ -316,11 +318,11 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
         "",
         "Entity F1 per type:",
         "",
-        "| model | " + " | ".join(ENTITY_TYPES) + " |",
-        "|---|" + "---:|" * len(ENTITY_TYPES),
+        "| model | " + " | ".join(types) + " |",
+        "|---|" + "---:|" * len(types),
     ]
     for row, records in rows.items():
-        cells = [fmt([r["per_type"][t]["f1"] for r in records]) for t in ENTITY_TYPES]
+        cells = [fmt([r["per_type"][t]["f1"] for r in records if t in r["per_type"]]) for t in types]
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
 
     def diffs(a: Row, b: Row) -> list[float]:

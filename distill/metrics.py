@@ -11,11 +11,16 @@ from collections.abc import Sequence
 import numpy as np
 from seqeval.metrics import accuracy_score, classification_report
 
-from distill.schema import ENTITY_TYPES, ID2LABEL
+from distill.labels import LabelSet, tag_type
 
 
-def score_tags(true: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict:
-    """Entity-level P/R/F1 (seqeval's default, conlleval-style) and word accuracy."""
+def score_tags(
+    true: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], types: Sequence[str] | None = None
+) -> dict:
+    """Entity-level P/R/F1 (seqeval's default, conlleval-style) and word accuracy.
+
+    `per_type` lists `types` in their order (the run's labels), else every type in the tags, sorted.
+    """
     for i, (t, p) in enumerate(zip(true, pred, strict=True)):
         if len(t) != len(p):
             raise ValueError(f"form {i}: {len(t)} gold tags but {len(p)} predicted")
@@ -29,7 +34,7 @@ def score_tags(true: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> 
             "f1": float(report.get(name, {}).get("f1-score", 0.0)),
             "support": int(report.get(name, {}).get("support", 0)),
         }
-        for name in ENTITY_TYPES
+        for name in (types if types is not None else _types_in(true_l, pred_l))
     }
     return {
         "precision": float(micro["precision"]),
@@ -42,9 +47,16 @@ def score_tags(true: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> 
     }
 
 
-def score_word_logits(gold_ids: Sequence[Sequence[int]], word_logits: Sequence[np.ndarray]) -> dict:
-    """Score per-word logits (one array per form) against gold tag ids."""
-    true = [[ID2LABEL[int(t)] for t in tags] for tags in gold_ids]
+def _types_in(*sequences: list[list[str]]) -> list[str]:
+    return sorted({t for seqs in sequences for seq in seqs for tag in seq if (t := tag_type(tag))})
+
+
+def score_word_logits(
+    gold_ids: Sequence[Sequence[int]], word_logits: Sequence[np.ndarray], labels: LabelSet
+) -> dict:
+    """Score per-word logits (one array per form) against gold tag ids, both in `labels`' tags."""
+    tags = labels.tags
+    true = [[tags[int(t)] for t in ids] for ids in gold_ids]
     # A form without words scores nothing (its logits may have no columns either).
-    pred = [[ID2LABEL[int(i)] for i in logits.argmax(-1)] if len(logits) else [] for logits in word_logits]
-    return score_tags(true, pred)
+    pred = [[tags[int(i)] for i in logits.argmax(-1)] if len(logits) else [] for logits in word_logits]
+    return score_tags(true, pred, labels.types)

@@ -35,8 +35,8 @@ from transformers import (
 
 from distill import atomic
 from distill.errors import DistillError
+from distill.labels import LabelSet
 from distill.machine import is_main_process
-from distill.schema import ID2LABEL, LABEL2ID
 from distill.windows import IMAGE_MODEL_TYPES, WindowEncoder
 
 TEACHER_DEFAULT = "microsoft/layoutlmv3-base"
@@ -89,8 +89,13 @@ class Bundle:
         return Path(path)
 
 
-def label_kwargs() -> dict[str, Any]:
-    return {"num_labels": len(ID2LABEL), "id2label": dict(ID2LABEL), "label2id": dict(LABEL2ID)}
+def label_kwargs(labels: LabelSet) -> dict[str, Any]:
+    return labels.model_kwargs()
+
+
+def config_labels(config: Any) -> LabelSet:
+    """The labels a model config carries (its id2label)."""
+    return LabelSet.from_id2label(config.id2label, "the model's id2label")
 
 
 def _trained_files(
@@ -153,7 +158,7 @@ def trained_once(train: Callable[[], Any], directory: Path | None, wait_seconds:
     return AutoTokenizer.from_pretrained(directory)
 
 
-def tiny_teacher(train_words: list[str], tokenizer_dir: Path | None = None) -> Bundle:
+def tiny_teacher(train_words: list[str], labels: LabelSet, tokenizer_dir: Path | None = None) -> Bundle:
     tokenizer = trained_once(lambda: train_bpe_tokenizer(train_words, TINY_BPE_VOCAB), tokenizer_dir)
     image_processor = LayoutLMv3ImageProcessor(
         apply_ocr=False, size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
@@ -174,12 +179,12 @@ def tiny_teacher(train_words: list[str], tokenizer_dir: Path | None = None) -> B
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        **label_kwargs(),
+        **label_kwargs(labels),
     )
     return Bundle(LayoutLMv3ForTokenClassification(config), tokenizer, image_processor)
 
 
-def tiny_student(train_words: list[str], tokenizer_dir: Path | None = None) -> Bundle:
+def tiny_student(train_words: list[str], labels: LabelSet, tokenizer_dir: Path | None = None) -> Bundle:
     tokenizer = trained_once(
         lambda: train_wordpiece_tokenizer(train_words, TINY_WORDPIECE_VOCAB), tokenizer_dir
     )
@@ -191,7 +196,7 @@ def tiny_student(train_words: list[str], tokenizer_dir: Path | None = None) -> B
         hidden_dim=TINY_INTERMEDIATE,
         max_position_embeddings=512,
         pad_token_id=tokenizer.pad_token_id,
-        **label_kwargs(),
+        **label_kwargs(labels),
     )
     return Bundle(DistilBertForTokenClassification(config), tokenizer)
 
@@ -209,14 +214,14 @@ def load_tokenizer(name: str | Path) -> Any:
     return tokenizer
 
 
-def _from_pretrained(name: str, role: str, teacher: bool) -> Bundle:
+def _from_pretrained(name: str, role: str, teacher: bool, labels: LabelSet) -> Bundle:
     """A hub id or a local directory, with a classification head for our labels.
 
     `teacher`: a text encoder becomes a LayoutLMv3 teacher around its weights (layoutlmv3_from_text).
     """
     try:
         model = AutoModelForTokenClassification.from_pretrained(
-            name, ignore_mismatched_sizes=True, **label_kwargs()
+            name, ignore_mismatched_sizes=True, **label_kwargs(labels)
         )
         if model.config.model_type in IMAGE_MODEL_TYPES:
             processor = LayoutLMv3Processor.from_pretrained(name, apply_ocr=False)
@@ -232,7 +237,11 @@ def _from_pretrained(name: str, role: str, teacher: bool) -> Bundle:
 
 
 def build_teacher(
-    name: str, train_words: list[str], tokenizer_dir: Path | None = None, as_is: bool = False
+    name: str,
+    train_words: list[str],
+    labels: LabelSet,
+    tokenizer_dir: Path | None = None,
+    as_is: bool = False,
 ) -> Bundle:
     """`tokenizer_dir`: where the tiny preset keeps its trained tokenizer (see trained_once).
 
@@ -240,22 +249,24 @@ def build_teacher(
     student) rather than wrapped into a LayoutLMv3; the word-level logit cache serves either.
     """
     if name == TINY:
-        return tiny_student(train_words, tokenizer_dir) if as_is else tiny_teacher(train_words, tokenizer_dir)
-    return _from_pretrained(name, "teacher", teacher=not as_is)
+        tiny = tiny_student if as_is else tiny_teacher
+        return tiny(train_words, labels, tokenizer_dir)
+    return _from_pretrained(name, "teacher", teacher=not as_is, labels=labels)
 
 
 def build_student(
     name: str,
     train_words: list[str],
+    labels: LabelSet,
     layout: bool = False,
     tokenizer_dir: Path | None = None,
     box_init: str = "zero",
 ) -> Bundle:
     """`tokenizer_dir`: where the tiny preset keeps its trained tokenizer (see trained_once)."""
     if name == TINY:
-        bundle = tiny_student(train_words, tokenizer_dir)
+        bundle = tiny_student(train_words, labels, tokenizer_dir)
     else:
-        bundle = _from_pretrained(name, "student", teacher=False)
+        bundle = _from_pretrained(name, "student", teacher=False, labels=labels)
     return with_layout(bundle, box_init) if layout else bundle
 
 
@@ -362,7 +373,7 @@ def _layoutlm_config(text_config: Any, offset: int = 0) -> LayoutLMConfig:
         type_vocab_size=getattr(text_config, "type_vocab_size", 2),
         pad_token_id=text_config.pad_token_id,
         **sizes,
-        **label_kwargs(),
+        **label_kwargs(config_labels(text_config)),
     )
 
 
@@ -484,7 +495,7 @@ def _layoutlmv3_config(text_config: Any, offset: int = 0, image_size: int = 224)
         shape_size=shape,
         input_size=image_size,
         patch_size=16,
-        **label_kwargs(),
+        **label_kwargs(config_labels(text_config)),
     )
 
 

@@ -21,6 +21,7 @@ from distill.config import TrainConfig
 from distill.distillation import detach_projection
 from distill.errors import DistillError
 from distill.fit import FitResult, clear_checkpoints, fit
+from distill.labels import LabelSet, check_model_labels
 from distill.machine import is_main_process, package_versions
 from distill.metrics import score_word_logits
 from distill.models import Bundle, build_student, build_teacher, load_bundle
@@ -37,15 +38,16 @@ from distill.run_dir import (
     count_empty_forms,
     describe_run_data,
     dir_size,
-    load_run_data,
+    load_run_data_noted,
     mark_latest,
     new_run_dir,
     note_empty_forms,
     read_json,
+    run_labels,
 )
 from distill.teacher_targets import cached_targets, ensemble_targets, word_targets
 from distill.transfer_set import transfer_set
-from distill.windows import WindowEncoder
+from distill.windows import IMAGE_MODEL_TYPES, WindowEncoder
 
 PACKAGES = ("torch", "transformers", "datasets", "onnxruntime")
 
@@ -111,6 +113,28 @@ def model_record(
     return record
 
 
+def load_labelled(path: str | Path, labels: LabelSet) -> Bundle:
+    """A fine-tuned model directory, refused when it was trained on other labels than the run's."""
+    bundle = load_bundle(path)
+    check_model_labels(bundle.model.config.id2label, labels, path)
+    return bundle
+
+
+def blank_page_notes(teachers: list[Bundle], data: datasets.DatasetDict) -> list[str]:
+    """An image model scores forms without an image on a blank page (windows.py): the report says so."""
+    if not any(t.model_type in IMAGE_MODEL_TYPES for t in teachers):
+        return []
+    counts = {split: sum(image is None for image in _raw_images(ds)) for split, ds in data.items()}
+    if not any(counts.values()):
+        return []
+    per_split = ", ".join(f"{n} of {len(data[s])} {s} forms" for s, n in counts.items())
+    return [f"no page image for {per_split}: the LayoutLMv3 teacher saw a blank page for them"]
+
+
+def _raw_images(split: datasets.Dataset) -> list[Any]:
+    return split.cast_column("image", datasets.Image(decode=False))["image"]  # no decoding to count
+
+
 def versions() -> dict[str, str]:
     return {"python": platform.python_version(), **package_versions(PACKAGES)}
 
@@ -145,7 +169,12 @@ def run_training(config: TrainConfig) -> Path:
     if main:
         run.mkdir(parents=True, exist_ok=True)
         config.write(run / CONFIG)
-    data = load_run_data(config)
+    data, notes = load_run_data_noted(config)
+    labels = run_labels(data)
+    # config.toml records the labels the run used: reruns and later stages read the same set.
+    config = config.updated({"labels": labels.option()})
+    if main:
+        config.write(run / CONFIG)
     train, test = data["train"], data["test"]
     words = [w for form in train["tokens"] for w in form]
     gold = test["ner_tags"]
@@ -153,6 +182,8 @@ def run_training(config: TrainConfig) -> Path:
     metrics.setdefault("models", {})
     metrics.update(
         data=describe_run_data(config),
+        labels=list(labels.types),
+        data_notes=notes,
         seed=config.seed,
         eval_split=f"{config.holdout_forms} held-out training forms" if config.holdout_forms else "test",
         train_forms=len(train),
@@ -175,16 +206,18 @@ def run_training(config: TrainConfig) -> Path:
     members = [d for d in config.teacher_dir.split(",") if d]
     teacher_dirs: list[str | Path] = list(members) or [run / TEACHER]  # what the target cache is keyed by
     if len(members) > 1:
-        teachers = [load_bundle(d) for d in members]
+        teachers = [load_labelled(d, labels) for d in members]
         if main and TEACHER not in metrics["models"]:
-            scores = score_word_logits(gold, ensemble_word_logits(teachers, test, config, "scoring teacher"))
+            scores = score_word_logits(
+                gold, ensemble_word_logits(teachers, test, config, "scoring teacher"), labels
+            )
             metrics["models"][TEACHER] = ensemble_record(teachers, members, scores)
     elif members:
-        teachers = [load_bundle(members[0])]
+        teachers = [load_labelled(members[0], labels)]
         if main and Path(members[0]).resolve() != (run / TEACHER).resolve():
             teachers[0].save(run / TEACHER)
     elif (run / TEACHER / "config.json").is_file() and (config.resume or config.stage == "student"):
-        teachers = [load_bundle(run / TEACHER)]  # finished earlier in this run directory
+        teachers = [load_labelled(run / TEACHER, labels)]  # finished earlier in this run directory
     elif config.stage == "student" and config.alpha == 0:
         pass  # plain fine-tuning of the student: no teacher to train, load or score
     elif config.stage == "student":
@@ -195,7 +228,9 @@ def run_training(config: TrainConfig) -> Path:
         )
     else:
         set_seed(config.seed)
-        teacher = build_teacher(config.teacher, words, run / TOKENIZERS / TEACHER, config.teacher_as_is)
+        teacher = build_teacher(
+            config.teacher, words, labels, run / TOKENIZERS / TEACHER, config.teacher_as_is
+        )
         windows = encode_split(
             teacher.encoder(config.max_length, config.stride), train, desc="encoding (teacher)"
         )
@@ -204,11 +239,11 @@ def run_training(config: TrainConfig) -> Path:
         )
         teachers = [teacher]
         if main:
-            scores = score_word_logits(gold, word_logits(teacher, test, config, "scoring teacher"))
+            scores = score_word_logits(gold, word_logits(teacher, test, config, "scoring teacher"), labels)
             metrics["models"][TEACHER] = model_record(teacher, run / TEACHER, scores, result, "teacher")
             save_metrics()
     if main and len(teachers) == 1 and TEACHER not in metrics["models"]:
-        scores = score_word_logits(gold, word_logits(teachers[0], test, config, "scoring teacher"))
+        scores = score_word_logits(gold, word_logits(teachers[0], test, config, "scoring teacher"), labels)
         metrics["models"][TEACHER] = model_record(teachers[0], run / TEACHER, scores, None, "teacher")
 
     # --- students ---
@@ -244,7 +279,12 @@ def run_training(config: TrainConfig) -> Path:
                 continue  # finished before an interruption
             set_seed(config.seed)  # the same initialisation for the distilled and the baseline student
             student = build_student(
-                config.student, words, config.student_layout, run / TOKENIZERS / STUDENT, config.box_init
+                config.student,
+                words,
+                labels,
+                config.student_layout,
+                run / TOKENIZERS / STUDENT,
+                config.box_init,
             )
             if not windows:
                 encoder = student.encoder(config.max_length, config.stride)
@@ -270,12 +310,15 @@ def run_training(config: TrainConfig) -> Path:
                 config.box_lr,
             )
             if main:
-                scores = score_word_logits(gold, word_logits(student, test, config, f"scoring {name}"))
+                scores = score_word_logits(
+                    gold, word_logits(student, test, config, f"scoring {name}"), labels
+                )
                 record = model_record(student, run / name, scores, result, "student")
                 record.update(distilled=distill, layout=config.student_layout, base=config.student)
                 metrics["models"][name] = record
                 save_metrics()
     if main:
+        metrics["data_notes"] = notes + blank_page_notes(teachers, data)
         save_metrics()
         write_training_report(metrics, Path(config.report_dir), run)
         mark_latest(run)

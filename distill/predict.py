@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from distill.schema import ID2LABEL
+from distill.entities import Entity, decode_entities
 from distill.windows import WindowEncoder, merge_word_logits, pad_batch
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "bbox", "pixel_values", "token_type_ids")
@@ -148,12 +148,26 @@ class WordPrediction:
     score: float
 
 
-class Predictor:
-    """Label the words of a form with any model: `Predictor.from_dir(run/"student").predict(words)`."""
+@dataclass(frozen=True)
+class FormPrediction:
+    """A form's word labels and the entities they spell."""
 
-    def __init__(self, encoder: WindowEncoder, backend: Backend, batch_size: int = 8) -> None:
+    words: list[WordPrediction]
+    entities: list[Entity]
+
+
+class Predictor:
+    """Label the words of a form with any model: `Predictor.from_dir(run/"student").predict(words)`.
+
+    `labels`: the tag of each output index, the model's id2label (any label set).
+    """
+
+    def __init__(
+        self, encoder: WindowEncoder, backend: Backend, labels: Sequence[str], batch_size: int = 8
+    ) -> None:
         self.encoder = encoder
         self.backend = backend
+        self.labels = list(labels)
         self.batch_size = batch_size
 
     @classmethod
@@ -163,7 +177,11 @@ class Predictor:
         from distill.models import load_bundle
 
         bundle = load_bundle(path)
-        return cls(bundle.encoder(max_length, stride), TorchBackend(bundle.model, device))
+        return cls(
+            bundle.encoder(max_length, stride),
+            TorchBackend(bundle.model, device),
+            id2label_list(bundle.model.config),
+        )
 
     def predict(
         self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None = None, image: Any = None
@@ -176,6 +194,29 @@ class Predictor:
         shifted = np.exp(logits - logits.max(-1, keepdims=True))
         probs = shifted / shifted.sum(-1, keepdims=True)
         return [
-            WordPrediction(word, ID2LABEL[int(i)], float(p[i]))
+            WordPrediction(word, self.labels[int(i)], float(p[i]))
             for word, p, i in zip(words, probs, probs.argmax(-1), strict=True)
         ]
+
+    def predict_form(
+        self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None = None, image: Any = None
+    ) -> FormPrediction:
+        """Word labels and entities: BIO spans as text, label, mean word probability and enclosing box."""
+        predictions = self.predict(words, boxes, image)
+        entities = decode_entities(
+            [p.word for p in predictions],
+            [p.label for p in predictions],
+            [p.score for p in predictions],
+            boxes,
+        )
+        return FormPrediction(predictions, entities)
+
+    def entities(
+        self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None = None, image: Any = None
+    ) -> list[Entity]:
+        return self.predict_form(words, boxes, image).entities
+
+
+def id2label_list(config: Any) -> list[str]:
+    """A model config's tags in output order."""
+    return [config.id2label[k] for k in sorted(config.id2label, key=int)]

@@ -7,7 +7,6 @@ from typing import Any
 
 from distill import atomic
 from distill.machine import machine_summary
-from distill.schema import ENTITY_TYPES
 
 TRAINING_REPORT = "training.md"
 
@@ -18,6 +17,35 @@ def _mb(n: int) -> str:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
+
+
+def run_types(models: dict[str, dict], labels: list[str] | None = None) -> list[str]:
+    """The run's entity types: metrics.json's `labels`, else those its models were scored on."""
+    if labels:
+        return list(labels)
+    types: list[str] = []
+    for m in models.values():
+        types += [t for t in m.get("per_type", {}) if t not in types]
+    return types
+
+
+def per_type_table(models: dict[str, dict], labels: list[str] | None = None) -> list[str]:
+    """Entity F1 per type, one row per type (a receipt has 30 of them: rows scale, columns do not)."""
+    types = run_types(models, labels)
+    names = [n for n, m in models.items() if "per_type" in m]
+    lines = [
+        f"Entity F1 per type ({len(types)} labels of the run; gold entities in brackets):",
+        "",
+        "| type | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for t in types:
+        support = next(
+            (m["per_type"][t]["support"] for m in models.values() if t in m.get("per_type", {})), 0
+        )
+        cells = [_pct(models[n]["per_type"][t]["f1"]) if t in models[n]["per_type"] else "—" for n in names]
+        lines.append(f"| {t} ({support}) | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def render_training_report(metrics: dict[str, Any], run: Path) -> str:
@@ -40,16 +68,8 @@ def render_training_report(metrics: dict[str, Any], run: Path) -> str:
             f"| {name} | {m['architecture']} | {m['params'] / 1e6:.2f} M | {_mb(m['size_bytes'])} | {_pct(m['precision'])} | "
             f"{_pct(m['recall'])} | **{_pct(m['f1'])}** | {_pct(m['word_accuracy'])} | {train} |"
         )
-    lines += [
-        "",
-        "Entity F1 per type:",
-        "",
-        "| model | " + " | ".join(ENTITY_TYPES) + " |",
-        "|---|" + "---:|" * len(ENTITY_TYPES),
-    ]
-    for name, m in models.items():
-        cells = [f"{_pct(m['per_type'][t]['f1'])} ({m['per_type'][t]['support']})" for t in ENTITY_TYPES]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", *per_type_table(models, metrics.get("labels"))]
+    lines += [f"Data note: {note}." for note in metrics.get("data_notes", [])]
     if metrics.get("distillation", {}).get("alpha") == 0:
         lines += ["", "Students trained with alpha = 0: plain fine-tuning, no distillation."]
     elif "distillation" in metrics:

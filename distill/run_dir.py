@@ -14,6 +14,7 @@ from distill import atomic
 from distill.config import TrainConfig, run_defining_differences
 from distill.data import describe_source, load_source
 from distill.errors import DistillError
+from distill.labels import LabelSet, data_labels, resolve_labels
 
 RUNS = Path("runs")
 LATEST = "latest"
@@ -123,9 +124,35 @@ def describe_run_data(config: TrainConfig) -> str:
     return f"{describe_source(config.data, **_source_options(config))}, scored on {split}"
 
 
+def run_labels(data: datasets.DatasetDict) -> LabelSet:
+    """The label set of data from load_run_data (its ner_tags names are the run's tags)."""
+    return data_labels(data)
+
+
 def load_run_data(config: TrainConfig) -> datasets.DatasetDict:
-    """The dataset a run was trained and scored on, rebuilt from its config."""
-    data = load_source(config.data, **_source_options(config))
+    """The dataset a run was trained and scored on, rebuilt from its config, in the run's labels."""
+    return load_run_data_noted(config)[0]
+
+
+def load_run_data_noted(config: TrainConfig) -> tuple[datasets.DatasetDict, list[str]]:
+    """load_run_data, with what a report should say about the data: how boxes were normalised
+    (sources that tell), forms without an image, I- tags repaired."""
+    data, _, repaired = resolve_labels(load_source(config.data, **_source_options(config)), config.labels)
+    notes = [
+        n
+        for split in data.values()
+        for n in (split.info.description or "").splitlines()
+        if n.startswith("note:")
+    ]
+    if repaired:
+        notes.append(
+            f"note: {repaired} I- tag(s) without a B- before them were repaired to B- (seqeval reads them so)"
+        )
+    data = _held_out(data, config)
+    return data, [n.removeprefix("note:").strip() for n in notes]
+
+
+def _held_out(data: datasets.DatasetDict, config: TrainConfig) -> datasets.DatasetDict:
     if config.holdout_forms <= 0:
         return data
     train = data["train"]

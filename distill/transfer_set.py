@@ -18,6 +18,8 @@ from __future__ import annotations
 import datasets
 import numpy as np
 
+from distill.labels import OUTSIDE, tag_names
+
 REPLACE_RATE = 0.15
 JITTER = 10  # units of the 0..1000 box grid
 
@@ -25,7 +27,7 @@ JITTER = 10  # units of the 0..1000 box grid
 def segments(tags: list[int], boxes: list[list[int]], names: list[str]) -> list[tuple[int, int]]:
     """[start, end) word ranges: an entity (B- then its I-s) or a run of O words on the same box.
 
-    `names`: the tag names by id (the dataset's ClassLabel), so any label set works.
+    `names`: the tag name of each id (the split's ner_tags ClassLabel).
     """
     spans: list[tuple[int, int]] = []
     for i, tag in enumerate(tags):
@@ -33,7 +35,7 @@ def segments(tags: list[int], boxes: list[list[int]], names: list[str]) -> list[
         starts = (
             i == 0
             or label.startswith("B-")
-            or (label == "O" and (names[tags[i - 1]] != "O" or boxes[i] != boxes[i - 1]))
+            or (label == OUTSIDE and (names[tags[i - 1]] != OUTSIDE or boxes[i] != boxes[i - 1]))
         )
         if starts:
             spans.append((i, i + 1))
@@ -44,11 +46,11 @@ def segments(tags: list[int], boxes: list[list[int]], names: list[str]) -> list[
 
 def augment(
     form: dict,
-    names: list[str],
     vocabulary: list[str],
     rng: np.random.Generator,
     replace_rate: float,
     jitter: int,
+    names: list[str],
 ) -> dict:
     """One perturbed copy of a form (same columns; the image is the form's own page)."""
     tags, boxes, words = list(form["ner_tags"]), [list(b) for b in form["bboxes"]], list(form["tokens"])
@@ -82,10 +84,11 @@ def transfer_set(
     vocabulary = [w for form in train["tokens"] for w in form]
     # Keep the page images as their encoded bytes: decoding and re-encoding them would cost seconds.
     raw = train.cast_column("image", datasets.Image(decode=False))
+    names = tag_names(train, "the training split")
     rows = []
     for k in range(copies):
         for form in raw:
-            copy = augment(form, names, vocabulary, rng, replace_rate, jitter)
+            copy = augment(form, vocabulary, rng, replace_rate, jitter, names)
             rows.append({**copy, "id": f"{form['id']}#aug{k}"})
     columns = {name: [row[name] for row in rows] for name in raw.column_names}
     out = datasets.Dataset.from_dict(columns, features=raw.features)

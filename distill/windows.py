@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 IGNORE_INDEX = -100
+
+BLANK_PAGE = Image.new("RGB", (224, 224), "white")
 
 # Model types whose forward takes word boxes (bbox) and, for the first, the page image.
 IMAGE_MODEL_TYPES = {"layoutlmv3"}
@@ -159,8 +162,8 @@ class WindowEncoder:
             return []
         pixel_values = None
         if self.image_processor is not None:
-            if image is None:
-                raise ValueError("this model needs the page image")
+            if image is None:  # a form without a scan (user data, CORD-style text): a blank page
+                image = BLANK_PAGE
             pixel_values = self.image_processor(images=image.convert("RGB"), return_tensors="np")[
                 "pixel_values"
             ][0]

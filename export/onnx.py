@@ -28,6 +28,7 @@ from distill.run_dir import (
     model_dirs,
     read_config,
     resolve_run_dir,
+    run_labels,
 )
 from export import report
 from export.isa import describe as describe_isa
@@ -152,6 +153,7 @@ def load_eval_data(run: Path, max_eval_forms: int | None, gate_forms: int = 16) 
         max_length=config.max_length,
         stride=config.stride,
         gate_forms=train[len(train) - held :],
+        labels=run_labels(data),
     )
 
 
@@ -210,6 +212,7 @@ def export_run(args: argparse.Namespace) -> dict[str, Any]:
         "versions": versions(),
         "machine": machine(),
         "int8_budget": args.int8_budget,
+        "labels": list(data.labels.types) if data.labels else None,
         "eval": {
             "split": data.split,
             "forms": len(data.test_forms),

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 
 from distill import atomic
 from distill.errors import DistillError
-from distill.models import load_bundle
+from distill.labels import LabelSet, check_model_labels
+from distill.models import config_labels, load_bundle
 from distill.predict import TorchBackend, select_inputs
 from export import validate
 from export.convert import MODEL_FILE, copy_preprocessing_files, describe, export_fp32
@@ -64,6 +65,7 @@ class EvalData:
     stride: int
     split: str = "test"
     gate_forms: list[dict[str, Any]] = field(default_factory=list)
+    labels: LabelSet | None = None  # the run's labels (None: the model's own id2label)
 
 
 def file_size(variant_dir: Path) -> int:
@@ -83,6 +85,8 @@ class ModelExport:
         self.data = data
         self.options = options
         self.bundle = load_bundle(model_dir)
+        self.labels = data.labels or config_labels(self.bundle.model.config)
+        check_model_labels(self.bundle.model.config.id2label, self.labels, model_dir)
         self.encoder = self.bundle.encoder(data.max_length, data.stride)
         self.pad_id = self.bundle.tokenizer.pad_token_id or 0
         self.tolerance = options.atol if options.atol is not None else validate.tolerance_for(name)
@@ -107,7 +111,12 @@ class ModelExport:
 
     def pytorch_figures(self) -> dict[str, Any]:
         metrics = validate.score(
-            self.encoder, self.torch, self.data.test_forms, self.options.batch_size, f"{self.name} pytorch F1"
+            self.encoder,
+            self.torch,
+            self.data.test_forms,
+            self.options.batch_size,
+            self.labels,
+            f"{self.name} pytorch F1",
         )
         self.pytorch_f1 = metrics["f1"]
         self.pytorch_gate_f1 = validate.score(
@@ -138,7 +147,12 @@ class ModelExport:
             self.reference, validate.run(backend, self.batches), self.batches, tolerance
         )
         metrics = validate.score(
-            self.encoder, backend, self.data.test_forms, self.options.batch_size, f"{self.name} {label} F1"
+            self.encoder,
+            backend,
+            self.data.test_forms,
+            self.options.batch_size,
+            self.labels,
+            f"{self.name} {label} F1",
         )
         return {
             "size_bytes": file_size(path.parent),

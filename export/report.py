@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from distill import atomic
+from distill.report import per_type_table
 
 
 def _mb(size: int | None) -> str:
@@ -90,6 +91,10 @@ def render(manifest: dict[str, Any]) -> str:
             f"on GPU: **{model['recommended_gpu']}**{gpu_why}."
         )
         lines += [f"- {n}" for n in notes] + [""]
+        scored = {"PyTorch fp32": torch_fig.get("metrics", {})}
+        scored |= {v: fig["metrics"] for v, fig in model["variants"].items() if fig.get("metrics")}
+        if any("per_type" in m for m in scored.values()):
+            lines += per_type_table(scored, manifest.get("labels"))
         int8 = model["variants"].get("int8")
         if int8 is not None:
             lines += [

@@ -105,4 +105,9 @@ def onnx_predictor(
     encoder = WindowEncoder.for_model(
         model_type, tokenizer, image_processor, max_length=max_length, stride=stride
     )
-    return Predictor(encoder, backend, batch_size=batch_size)
+    from transformers import AutoConfig
+
+    from distill.predict import id2label_list
+
+    labels = id2label_list(AutoConfig.from_pretrained(variant_dir))  # the exported model's own tags
+    return Predictor(encoder, backend, labels, batch_size=batch_size)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from distill.labels import LabelSet
 from distill.metrics import score_word_logits
 from distill.predict import Backend, predict_word_logits
 from distill.windows import WindowEncoder, pad_batch
@@ -175,11 +176,13 @@ def score(
     backend: Backend,
     forms: Sequence[dict[str, Any]],
     batch_size: int,
+    labels: LabelSet,
     progress: str | None = None,
 ) -> dict[str, Any]:
-    """Entity P/R/F1 and word accuracy on `forms` (dicts with tokens, bboxes, image, ner_tags)."""
+    """Entity P/R/F1 (overall and per type of `labels`) and word accuracy on `forms` (dicts with
+    tokens, bboxes, image, ner_tags)."""
     logits = predict_word_logits(encoder, backend, forms, batch_size, progress=progress, total=len(forms))
-    return score_word_logits([f["ner_tags"] for f in forms], logits)
+    return score_word_logits([f["ner_tags"] for f in forms], logits, labels)
 
 
 def latency_ms(backend: Backend, batch: dict[str, np.ndarray], warmup: int = 3, repeats: int = 10) -> float:

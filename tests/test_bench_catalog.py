@@ -13,6 +13,7 @@ from bench.catalog import Catalog, discover_models, manifest_variant
 from bench.runtimes import BY_NAME
 from distill.config import TrainConfig
 from distill.models import tiny_student, with_layout
+from distill.schema import FUNSD_LABELS
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = ["date", "name", "total", "amount", "signature", "from", "to", "re", "fax", "page"] * 5
@@ -25,7 +26,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     TrainConfig(data="synthetic", teacher="tiny", student="tiny", max_length=128, stride=32).write(
         run / "config.toml"
     )
-    student = tiny_student(WORDS)
+    student = tiny_student(WORDS, FUNSD_LABELS)
     student.save(run / "student")
     with_layout(student).save(run / "student-layout")
     (run / "onnx" / "student" / "int8").mkdir(parents=True)
@@ -74,7 +75,7 @@ def test_manifest_shapes() -> None:
 
 def test_timing_only_flag_is_read_from_metrics(tmp_path: Path, run: Path) -> None:
     (tmp_path / "config.toml").write_text((run / "config.toml").read_text())
-    tiny_student(WORDS).save(tmp_path / "student")
+    tiny_student(WORDS, FUNSD_LABELS).save(tmp_path / "student")
     (tmp_path / "metrics.json").write_text(json.dumps({"timing_only": True}))
     assert Catalog(tmp_path).timing_only
 

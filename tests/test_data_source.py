@@ -139,9 +139,17 @@ def test_hub_dataset_is_cast_to_the_schema(monkeypatch):
     assert data["train"].features == features() and data["test"][0]["ner_tags"] == [3]
 
 
-def test_hub_dataset_with_other_tags_is_refused(monkeypatch):
+def test_hub_dataset_with_other_tags_keeps_the_feature_names(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", lambda name: fake_hub(list(reversed(LABELS))))
-    with pytest.raises(DistillError, match="ner_tags"):
+    data = load_source("someone/other-forms")
+    assert data["train"].features["ner_tags"].feature.names == list(reversed(LABELS))
+
+
+def test_hub_dataset_with_tags_that_are_not_bio_is_refused(monkeypatch):
+    monkeypatch.setattr(datasets, "load_dataset", lambda name: fake_hub(["O", "DATE", "NAME", "X"]))
+    with pytest.raises(
+        DistillError, match="'DATE' in hub dataset someone/other-forms split train is not a BIO tag"
+    ):
         load_source("someone/other-forms")
 
 

@@ -17,7 +17,7 @@ from distill.fit import ELAPSED, fit, last_complete_checkpoint
 from distill.models import build_student
 from distill.pipeline import encode_split, run_training
 from distill.run_dir import load_run_data
-from distill.schema import LABELS
+from distill.schema import FUNSD_LABELS, LABELS
 from distill.teacher_targets import CACHE_DIR, cached_targets
 from distill.transfer_set import segments, transfer_set
 
@@ -92,7 +92,7 @@ def tiny_batch(num_labels: int = 7, hidden: int = 16) -> dict[str, torch.Tensor]
 
 
 def test_feature_term_is_off_at_weight_zero_and_reaches_the_projection_otherwise(tmp_path: Path) -> None:
-    bundle = build_student("tiny", ["alpha", "beta", "gamma", "delta"] * 20)
+    bundle = build_student("tiny", ["alpha", "beta", "gamma", "delta"] * 20, FUNSD_LABELS)
     model = bundle.model
     hidden_teacher = 16
     projection = torch.nn.Linear(model.config.hidden_size, hidden_teacher)
@@ -205,7 +205,7 @@ def test_train_seconds_add_up_over_resumed_segments(tmp_path: Path) -> None:
     config = small_config(tmp_path, max_steps=2, save_steps=1, output_dir=str(tmp_path / "run"))
     data = load_run_data(config)
     words = [w for form in data["train"]["tokens"] for w in form]
-    bundle = build_student("tiny", words)
+    bundle = build_student("tiny", words, FUNSD_LABELS)
     windows = encode_split(bundle.encoder(config.max_length, config.stride), data["train"])
     run = tmp_path / "run"
     fit(bundle, windows, config, run, "student", 1e-3, 1.0, False)

@@ -20,6 +20,7 @@ from distill.config import TrainConfig
 from distill.models import load_bundle, tiny_student, tiny_teacher, with_layout
 from distill.predict import Predictor, TorchBackend
 from distill.run_dir import load_run_data
+from distill.schema import FUNSD_LABELS
 from distill.windows import pad_batch
 from export import onnx as export_cli
 from export.pipeline import VARIANTS
@@ -44,8 +45,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config.write(run / "config.toml")
     words = [w for row in load_run_data(config)["train"] for w in row["tokens"]]
     torch.manual_seed(0)
-    tiny_teacher(words).save(run / "teacher")
-    student = tiny_student(words)
+    tiny_teacher(words, FUNSD_LABELS).save(run / "teacher")
+    student = tiny_student(words, FUNSD_LABELS)
     student.save(run / "student")
     layout = with_layout(student)
     with torch.no_grad():  # boxes start at zero weight; give them some so parity covers the bbox path

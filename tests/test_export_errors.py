@@ -9,6 +9,7 @@ import pytest
 
 from distill.config import TrainConfig
 from distill.models import tiny_student
+from distill.schema import FUNSD_LABELS
 from export import onnx as export_cli
 
 
@@ -81,7 +82,7 @@ def test_missing_model_config_names_the_directory(empty_run: Path, capsys: pytes
 
 
 def test_corrupt_weights_name_the_file(empty_run: Path, capsys: pytest.CaptureFixture) -> None:
-    tiny_student(["name", "date", "total", "signature"] * 20).save(empty_run / "student")
+    tiny_student(["name", "date", "total", "signature"] * 20, FUNSD_LABELS).save(empty_run / "student")
     weights = empty_run / "student" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     err = fails(["--run-dir", str(empty_run), "--report-dir", str(empty_run)], capsys)
@@ -90,7 +91,7 @@ def test_corrupt_weights_name_the_file(empty_run: Path, capsys: pytest.CaptureFi
 
 
 def test_a_model_the_run_lacks_is_named(empty_run: Path, capsys: pytest.CaptureFixture) -> None:
-    tiny_student(["name", "date"] * 20).save(empty_run / "student")
+    tiny_student(["name", "date"] * 20, FUNSD_LABELS).save(empty_run / "student")
     err = fails(["--run-dir", str(empty_run), "--models", "teacher", "--report-dir", str(empty_run)], capsys)
     assert "no teacher directory" in err and "student" in err
     shutil.rmtree(empty_run / "student")

@@ -144,7 +144,10 @@ def test_sensitive_matmuls_are_the_classifier_and_attention_outputs() -> None:
 
 
 def test_the_plain_fp32_export_is_recommended_unless_the_optimised_one_is_faster_beyond_the_noise() -> None:
-    variants = {"fp32": {"latency_ms": 20.0}, "fp32-optimized": {"latency_ms": 19.0, "timing": {"margin": 0.1}}}
+    variants = {
+        "fp32": {"latency_ms": 20.0},
+        "fp32-optimized": {"latency_ms": 19.0, "timing": {"margin": 0.1}},
+    }
     assert recommend(variants, 1.0)["recommended_cpu"] == "fp32"  # 5% faster: inside the noise
     variants["fp32-optimized"]["timing"]["margin"] = 0.02
     assert recommend(variants, 1.0)["recommended_cpu"] == "fp32-optimized"

@@ -11,6 +11,7 @@ from distill.config import TrainConfig
 from distill.distillation import WindowCollator, WindowDataset
 from distill.fit import training_arguments
 from distill.models import tiny_student
+from distill.schema import FUNSD_LABELS
 
 WORDS = "Date Name Phone Company Amount Total".split() * 20
 
@@ -27,7 +28,7 @@ def padded_tokens_per_epoch(tmp_path: Path, group: bool) -> tuple[int, list[int]
     ]
     config = TrainConfig(group_by_length=group, batch_size=8, seed=0)
     trainer = Trainer(
-        model=tiny_student(WORDS).model,
+        model=tiny_student(WORDS, FUNSD_LABELS).model,
         args=training_arguments(config, tmp_path / str(group), 1e-4, 1),
         train_dataset=WindowDataset(windows),
         data_collator=WindowCollator(0, ["input_ids", "attention_mask"]),

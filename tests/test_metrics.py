@@ -3,7 +3,7 @@ import pytest
 from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 from distill.metrics import score_tags, score_word_logits
-from distill.schema import LABEL2ID
+from distill.schema import FUNSD_LABELS, LABEL2ID
 
 GOLD = [
     ["B-HEADER", "I-HEADER", "O", "B-QUESTION", "I-QUESTION", "B-ANSWER"],
@@ -37,7 +37,7 @@ def test_hand_counted_values() -> None:
 def test_from_logits_uses_argmax() -> None:
     gold_ids = [[LABEL2ID[t] for t in form] for form in GOLD]
     logits = [np.eye(7)[[LABEL2ID[t] for t in form]] for form in PRED]
-    assert score_word_logits(gold_ids, logits)["f1"] == pytest.approx(f1_score(GOLD, PRED))
+    assert score_word_logits(gold_ids, logits, FUNSD_LABELS)["f1"] == pytest.approx(f1_score(GOLD, PRED))
 
 
 def test_length_mismatch_is_an_error() -> None:

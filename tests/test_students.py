@@ -16,6 +16,7 @@ from transformers import BertConfig, BertForTokenClassification
 
 from distill.models import Bundle, layoutlmv3_from_text, load_bundle, tiny_student, with_layout
 from distill.predict import Predictor
+from distill.schema import FUNSD_LABELS
 from distill.windows import pad_batch
 from tests.conftest import REPO, run_cli
 
@@ -30,7 +31,7 @@ def tiny_checkpoint(
     max_positions: int = 512,
 ) -> Path:
     """A small encoder (BERT unless told) built from a config, saved as a local model directory."""
-    tokenizer = tiny_student(WORDS).tokenizer
+    tokenizer = tiny_student(WORDS, FUNSD_LABELS).tokenizer
     config = config_class(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                           intermediate_size=64, max_position_embeddings=max_positions)  # fmt: skip
     path = tmp_path / f"tiny-{config.model_type}"
@@ -55,7 +56,11 @@ def logits(bundle: Bundle, words: list[str], boxes: list[list[int]]) -> torch.Te
 
 @pytest.mark.parametrize("make_text", ["distilbert", "bert"])
 def test_layout_student_starts_as_its_text_student(tmp_path: Path, make_text: str) -> None:
-    text = tiny_student(WORDS) if make_text == "distilbert" else load_bundle_from(tiny_bert(tmp_path))
+    text = (
+        tiny_student(WORDS, FUNSD_LABELS)
+        if make_text == "distilbert"
+        else load_bundle_from(tiny_bert(tmp_path))
+    )
     layout = with_layout(text)
     assert layout.model_type == "layoutlm"
     words = ["Date:", "12/03/1998", "Name:", "John", "Smith"]
@@ -66,7 +71,7 @@ def test_layout_student_starts_as_its_text_student(tmp_path: Path, make_text: st
 def load_bundle_from(path: Path) -> Bundle:
     from distill.models import build_student
 
-    return build_student(str(path), [])
+    return build_student(str(path), [], FUNSD_LABELS)
 
 
 def test_teacher_from_a_text_encoder_keeps_its_text_weights(tmp_path: Path) -> None:
@@ -166,7 +171,7 @@ def test_box_lr_puts_only_the_box_embeddings_on_their_own_rate(tmp_path: Path) -
 
     from distill.fit import box_parameter_names, optimizer_with_box_lr
 
-    model = with_layout(tiny_student(WORDS)).model
+    model = with_layout(tiny_student(WORDS, FUNSD_LABELS)).model
     args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-4, weight_decay=0.01, report_to=[])
     optimizer = optimizer_with_box_lr(Trainer(model=model, args=args), box_lr=3e-3)
     lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
@@ -183,7 +188,7 @@ def test_box_lr_puts_only_the_box_embeddings_on_their_own_rate(tmp_path: Path) -
 def test_box_initialisations_differ_as_documented() -> None:
     from distill.errors import DistillError
 
-    text = tiny_student(WORDS)
+    text = tiny_student(WORDS, FUNSD_LABELS)
     tables = {
         init: with_layout(text, init).model.layoutlm.embeddings for init in ("zero", "sinusoid", "random")
     }

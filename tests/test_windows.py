@@ -4,6 +4,7 @@ import pytest
 from distill.data_synthetic import make_synthetic
 from distill.models import tiny_student, tiny_teacher
 from distill.predict import TorchBackend, predict_word_logits
+from distill.schema import FUNSD_LABELS
 from distill.windows import merge_word_logits, plan_windows
 
 CORPUS = "Date Name Phone Company Amount Total Reynolds Tobacco Winston Salem invoice approved".split() * 30
@@ -12,7 +13,7 @@ FORM = "Reynolds-Winston approved invoice Tobacco: 12/03/1998 Supercalifragilist
 
 @pytest.fixture(scope="module")
 def models():
-    return tiny_teacher(CORPUS), tiny_student(CORPUS)
+    return tiny_teacher(CORPUS, FUNSD_LABELS), tiny_student(CORPUS, FUNSD_LABELS)
 
 
 def test_windows_cover_every_word_within_capacity() -> None:
@@ -123,7 +124,11 @@ def test_3000_word_form_loses_no_word(which: str) -> None:
     form = max((data["train"][0], data["test"][0]), key=lambda f: len(f["tokens"]))
     form = {**form, "tokens": (form["tokens"] * 3)[:3000], "bboxes": (form["bboxes"] * 3)[:3000]}
     assert len(form["tokens"]) == 3000
-    bundle = tiny_teacher(form["tokens"]) if which == "teacher" else tiny_student(form["tokens"])
+    bundle = (
+        tiny_teacher(form["tokens"], FUNSD_LABELS)
+        if which == "teacher"
+        else tiny_student(form["tokens"], FUNSD_LABELS)
+    )
     encoder = bundle.encoder(128, 32)
     windows = encoder.encode_form(form["tokens"], form["bboxes"], form["image"], [0] * 3000)
     firsts = np.concatenate([w["word_index"][w["word_index"] >= 0] for w in windows])
