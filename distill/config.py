@@ -261,11 +261,16 @@ NOT_RUN_DEFINING = frozenset(
 
 
 def run_defining_differences(old: TrainConfig, new: TrainConfig) -> list[str]:
-    """`--option old -> new` for each run-defining option that differs between two configurations."""
+    """`--option old -> new` for each run-defining option that differs between two configurations.
+
+    An empty --labels means "from the data": the run's config.toml holds the set the data gave,
+    so only an explicit --labels is compared.
+    """
+    skip = set(NOT_RUN_DEFINING) | ({"labels"} if not new.labels else set())
     return [
         f"--{f.name.replace('_', '-')} {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
         for f in fields(TrainConfig)
-        if f.name not in NOT_RUN_DEFINING and getattr(old, f.name) != getattr(new, f.name)
+        if f.name not in skip and getattr(old, f.name) != getattr(new, f.name)
     ]
 
 

@@ -204,7 +204,6 @@ def run_training(config: TrainConfig) -> Path:
     teacher_epochs = config.teacher_epochs or config.epochs
     teachers: list[Bundle] = []  # one model, or the members of an ensemble (--teacher-dir A,B)
     members = [d for d in config.teacher_dir.split(",") if d]
-    teacher_dirs: list[str | Path] = list(members) or [run / TEACHER]  # what the target cache is keyed by
     if len(members) > 1:
         teachers = [load_labelled(d, labels) for d in members]
         if main and TEACHER not in metrics["models"]:
@@ -261,7 +260,7 @@ def run_training(config: TrainConfig) -> Path:
         if teachers and distills:  # alpha 0 without features is plain fine-tuning: no targets
             start = time.perf_counter()
             targets, cached = cached_targets(
-                run, teachers, teacher_dirs, student_forms, config, config.feature_weight > 0, main
+                run, teachers, student_forms, config, config.feature_weight > 0, main
             )
             if not cached or "teacher_cache_seconds" not in metrics:
                 metrics["teacher_cache_seconds"] = round(time.perf_counter() - start, 2)

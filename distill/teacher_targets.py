@@ -79,25 +79,30 @@ def ensemble_targets(
     return [np.mean(np.stack(rows), axis=0) for rows in zip(*per_member, strict=True)]
 
 
-def _files_digest(path: Path) -> str:
-    """Names, sizes and modification times of a model directory's files: changes when it is retrained."""
-    entries = sorted(
-        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(path).iterdir() if p.is_file()
-    )
-    return json.dumps(entries)
+def model_digest(model: torch.nn.Module) -> str:
+    """A hash of a model's weights and config: the same for every DDP rank and for a copy elsewhere.
+
+    Hashing the weights themselves (about a second for a base-size model) rather than the files
+    lets a rank key the cache before rank 0 has saved the model, and a copy of a teacher in
+    another run directory find the same targets.
+    """
+    digest = hashlib.sha256(model.config.to_json_string().encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def cache_key(
-    teacher_dirs: Sequence[str | Path],
+    members: Sequence[Bundle],
     forms: datasets.Dataset,
     max_length: int,
     stride: int,
     with_vectors: bool,
 ) -> str:
     digest = hashlib.sha256()
-    for path in teacher_dirs:
-        digest.update(str(Path(path).resolve()).encode())
-        digest.update(_files_digest(Path(path)).encode())
+    for member in members:
+        digest.update(model_digest(member.model).encode())
     digest.update(json.dumps([max_length, stride, with_vectors]).encode())
     digest.update(json.dumps(list(forms["id"])).encode())
     digest.update(json.dumps(list(forms["tokens"])).encode())
@@ -107,7 +112,6 @@ def cache_key(
 def cached_targets(
     run: Path,
     members: Sequence[Bundle],
-    member_dirs: Sequence[str | Path],
     forms: datasets.Dataset,
     config: Any,
     with_vectors: bool,
@@ -118,7 +122,7 @@ def cached_targets(
     Returns the targets and whether they came from the cache. `write` is False on DDP ranks
     other than 0: every rank computes or reads, only rank 0 writes.
     """
-    key = cache_key(member_dirs, forms, config.max_length, config.stride, with_vectors)
+    key = cache_key(members, forms, config.max_length, config.stride, with_vectors)
     path = run / CACHE_DIR / f"{key}.npz"
     if path.is_file():
         with np.load(path) as saved:

@@ -18,7 +18,7 @@ from distill.models import build_student
 from distill.pipeline import encode_split, run_training
 from distill.run_dir import load_run_data
 from distill.schema import FUNSD_LABELS, LABELS
-from distill.teacher_targets import CACHE_DIR, cached_targets
+from distill.teacher_targets import CACHE_DIR, cache_key, cached_targets
 from distill.transfer_set import segments, transfer_set
 
 SMALL = {**PRESETS["quickstart"], "synthetic_forms": 16, "max_words": 60, "report_dir": ""}
@@ -70,17 +70,24 @@ def test_cache_key_follows_the_teacher_and_the_forms(text_teacher_run: Path, tmp
     config = small_config(tmp_path, output_dir=str(text_teacher_run))
     train = load_run_data(config)["train"]
     bundle = load_bundle(text_teacher_run / "teacher")
-    dirs = [text_teacher_run / "teacher"]
     run = tmp_path / "cache"
-    a, cached = cached_targets(run, [bundle], dirs, train, config, with_vectors=False)
+    a, cached = cached_targets(run, [bundle], train, config, with_vectors=False)
     assert not cached
-    b, cached = cached_targets(run, [bundle], dirs, train, config, with_vectors=False)
+    b, cached = cached_targets(run, [bundle], train, config, with_vectors=False)
     assert cached and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-    _, cached = cached_targets(run, [bundle], dirs, train.select(range(3)), config, with_vectors=False)
+    _, cached = cached_targets(run, [bundle], train.select(range(3)), config, with_vectors=False)
     assert not cached, "other forms: other targets"
-    vectors, cached = cached_targets(run, [bundle], dirs, train, config, with_vectors=True)
+    vectors, cached = cached_targets(run, [bundle], train, config, with_vectors=True)
     assert not cached and vectors[0].shape[1] == a[0].shape[1] + bundle.model.config.hidden_size
     np.testing.assert_allclose(vectors[0][:, : a[0].shape[1]], a[0], atol=1e-5)
+    # Keyed by the weights, not the path: a copy elsewhere (or a DDP rank before rank 0 saved it) agrees.
+    import shutil
+
+    copy = shutil.copytree(text_teacher_run / "teacher", tmp_path / "copy")
+    assert cache_key([load_bundle(copy)], train, 128, 32, False) == cache_key([bundle], train, 128, 32, False)
+    with torch.no_grad():
+        bundle.model.classifier.bias[0] += 1.0
+    assert cache_key([load_bundle(copy)], train, 128, 32, False) != cache_key([bundle], train, 128, 32, False)
 
 
 def tiny_batch(num_labels: int = 7, hidden: int = 16) -> dict[str, torch.Tensor]:
