@@ -120,7 +120,12 @@ class ModelExport:
         )
         self.pytorch_f1 = metrics["f1"]
         self.pytorch_gate_f1 = validate.score(
-            self.encoder, self.torch, self.gate_forms, self.options.batch_size, f"{self.name} pytorch gate F1"
+            self.encoder,
+            self.torch,
+            self.gate_forms,
+            self.options.batch_size,
+            self.labels,
+            f"{self.name} pytorch gate F1",
         )["f1"]
         return {
             "gate_f1": self.pytorch_gate_f1,
@@ -174,7 +179,12 @@ class ModelExport:
         parity = validate.compare(self.gate_reference, candidate, self.gate_batches)
         collapsed = validate.collapse_reason(self.gate_reference, candidate, self.gate_batches)
         f1 = validate.score(
-            self.encoder, backend, self.gate_forms, self.options.batch_size, f"{self.name} {label} gate F1"
+            self.encoder,
+            backend,
+            self.gate_forms,
+            self.options.batch_size,
+            self.labels,
+            f"{self.name} {label} gate F1",
         )["f1"]
         verdict = validate.gate(f1, self.pytorch_gate_f1, parity, collapsed, budget_points, agreement_floor)
         return {"split": self.gate_split, "forms": len(self.gate_forms), **verdict}

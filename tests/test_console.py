@@ -9,6 +9,7 @@ from pathlib import Path
 
 from distill.console import TOKENIZER_LOGGER, quiet_library_noise, training_summary
 from distill.models import tiny_student
+from distill.schema import FUNSD_LABELS
 from tests.test_students import WORDS
 
 NOISE = (
@@ -60,7 +61,7 @@ def test_noise_filters_are_targeted(capfd: object) -> None:
     logger = logging.getLogger(TOKENIZER_LOGGER)
     logger.addHandler(handler)
     try:
-        tokenizer = tiny_student(WORDS).tokenizer
+        tokenizer = tiny_student(WORDS, FUNSD_LABELS).tokenizer
         tokenizer.model_max_length = 8
         tokenizer(WORDS[:40], is_split_into_words=True)  # a whole form: longer than 8 sub-tokens
         logger.warning("Asking to pad but the tokenizer does not have a padding token.")

@@ -12,6 +12,7 @@ from PIL import Image
 from distill.metrics import score_word_logits
 from distill.models import tiny_student, tiny_teacher
 from distill.predict import Predictor, TorchBackend, predict_word_logits
+from distill.schema import FUNSD_LABELS
 from tests.conftest import run_cli
 
 WORDS = "Date Name Phone Company Amount Total invoice approved Reynolds Tobacco".split()
@@ -65,7 +66,9 @@ def test_training_skips_empty_forms_and_reports_them(release_with_empty_forms: P
 
 @pytest.mark.parametrize("which", ["teacher", "student"])
 def test_evaluation_gives_an_empty_form_no_rows_and_no_score(which: str) -> None:
-    bundle = tiny_teacher(WORDS * 5) if which == "teacher" else tiny_student(WORDS * 5)
+    bundle = (
+        tiny_teacher(WORDS * 5, FUNSD_LABELS) if which == "teacher" else tiny_student(WORDS * 5, FUNSD_LABELS)
+    )
     image = Image.new("RGB", (100, 100), "white")
     full = {"tokens": WORDS[:4], "bboxes": [[10, 10, 50, 20]] * 4, "image": image}
     empty = {"tokens": [], "bboxes": [], "image": image}
@@ -76,7 +79,7 @@ def test_evaluation_gives_an_empty_form_no_rows_and_no_score(which: str) -> None
         assert [len(x) for x in logits] == [len(f["tokens"]) for f in forms]
         assert all(x.shape[1] == 7 for x in logits), "an empty form's rows have the model's width"
     logits = predict_word_logits(encoder, backend, [empty, full], batch_size=2)
-    alone = score_word_logits([[3, 4, 0, 5]], logits[1:])
-    with_empty = score_word_logits([[], [3, 4, 0, 5]], logits)
+    alone = score_word_logits([[3, 4, 0, 5]], logits[1:], FUNSD_LABELS)
+    with_empty = score_word_logits([[], [3, 4, 0, 5]], logits, FUNSD_LABELS)
     assert with_empty == alone, "an empty form adds nothing to the score"
-    assert score_word_logits([[]], [np.zeros((0, 0), np.float32)])["words"] == 0
+    assert score_word_logits([[]], [np.zeros((0, 0), np.float32)], FUNSD_LABELS)["words"] == 0

@@ -9,6 +9,7 @@ from transformers import BertConfig, DebertaV2Config, RobertaConfig
 
 from distill import preflight, train
 from distill.models import tiny_student, tiny_teacher
+from distill.schema import FUNSD_LABELS
 from tests.test_students import WORDS, tiny_checkpoint
 
 # /proc/cpuinfo flag lines of real machines.
@@ -89,8 +90,12 @@ def test_position_limits_come_from_the_model_config() -> None:
     assert preflight.position_limit(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
     assert preflight.position_limit(DebertaV2Config(position_biased_input=False)) is None
     # The tiny preset's constant is what its models really hold.
-    assert preflight.position_limit(tiny_teacher(WORDS).model.config) == preflight.TINY_POSITIONS
-    assert preflight.position_limit(tiny_student(WORDS).model.config) == preflight.TINY_POSITIONS
+    assert (
+        preflight.position_limit(tiny_teacher(WORDS, FUNSD_LABELS).model.config) == preflight.TINY_POSITIONS
+    )
+    assert (
+        preflight.position_limit(tiny_student(WORDS, FUNSD_LABELS).model.config) == preflight.TINY_POSITIONS
+    )
 
 
 @pytest.mark.parametrize("student", ["tiny", "checkpoint"])

@@ -17,6 +17,7 @@ from transformers import RobertaConfig, RobertaForMaskedLM, RobertaTokenizerFast
 
 from distill.models import build_student, load_bundle, with_layout
 from distill.predict import Predictor, TorchBackend
+from distill.schema import FUNSD_LABELS
 from distill.windows import pad_batch
 from tests.conftest import run_cli
 
@@ -77,7 +78,7 @@ def test_roberta_student_trains_saves_exports_and_predicts(roberta_dir: Path, tm
 
 
 def test_roberta_layout_twin_equals_the_text_model_at_start(roberta_dir: Path) -> None:
-    text = build_student(str(roberta_dir), [])
+    text = build_student(str(roberta_dir), [], FUNSD_LABELS)
     layout = with_layout(text, box_init="zero")
     words = WORDS * 3
     boxes = [[10 * i, 20, 10 * i + 8, 30] for i in range(len(words))]
