@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from distill.data_funsd import load_funsd_local
+from distill.data.funsd import load_funsd_local
 from distill.errors import DistillError
 
 GOOD_FORM = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from distill.data_funsd import load_funsd_local, read_funsd_split
+from distill.data.funsd import load_funsd_local, read_funsd_split
 from distill.schema import LABELS, features
 
 FUNSD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "funsd"

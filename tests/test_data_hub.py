@@ -20,9 +20,9 @@ import datasets
 import huggingface_hub.constants
 import pytest
 
-from distill import data_hub
+from distill.data import hub as data_hub
 from distill.data import load_source
-from distill.data_funsd import load_funsd_local
+from distill.data.funsd import load_funsd_local
 from distill.errors import DistillError
 from tests.conftest import FUNSD
 

@@ -11,9 +11,9 @@ import huggingface_hub.constants
 import pytest
 from PIL import Image
 
-from distill import data_hub
 from distill.data import describe_source, load_source, source_kind, synthetic_split_sizes
-from distill.data_synthetic import make_synthetic
+from distill.data import hub as data_hub
+from distill.data.synthetic import make_synthetic
 from distill.errors import DistillError
 from distill.schema import LABELS, features
 

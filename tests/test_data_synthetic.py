@@ -8,7 +8,7 @@ import datasets
 import pytest
 from PIL import Image
 
-from distill.data_synthetic import make_synthetic
+from distill.data.synthetic import make_synthetic
 from distill.errors import DistillError
 from distill.schema import LABELS, features
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from distill.data import load_source
-from distill.data_receipts import RECEIPT_LABELS
+from distill.data.receipts import RECEIPT_LABELS
 from export.runtime import onnx_predictor
 from tests.conftest import run_cli
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from distill.data_synthetic import make_synthetic
+from distill.data.synthetic import make_synthetic
 from distill.models import tiny_student, tiny_teacher
 from distill.predict import TorchBackend, predict_word_logits
 from distill.schema import FUNSD_LABELS

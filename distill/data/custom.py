@@ -19,7 +19,7 @@ from typing import Any
 
 import datasets
 
-from distill.data_funsd import (
+from distill.data.funsd import (
     SPLIT_DIRS,
     _read_segments,
     _release_root,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import datasets
 
-from distill.data_cord import cord_from_dataset, is_cord
-from distill.data_hub import validate_splits
+from distill.data.cord import cord_from_dataset, is_cord
+from distill.data.hub import validate_splits
 from distill.errors import DistillError
 
 PARQUET_SPLITS = ("train", "validation", "test")

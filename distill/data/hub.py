@@ -17,8 +17,8 @@ from pathlib import Path
 import datasets
 from datasets.utils.file_utils import cached_path, hash_url_to_filename
 
-from distill.data_cord import cord_from_dataset, is_cord
-from distill.data_funsd import SPLIT_DIRS, load_funsd_local
+from distill.data.cord import cord_from_dataset, is_cord
+from distill.data.funsd import SPLIT_DIRS, load_funsd_local
 from distill.errors import DistillError
 from distill.labels import LabelSet, tag_names
 from distill.schema import features

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import datasets
 from PIL import Image, ImageDraw
 
-from distill.data_funsd import normalize_box
-from distill.data_synthetic import _check_sizes, _font
+from distill.data.funsd import normalize_box
+from distill.data.synthetic import _check_sizes, _font
 from distill.labels import LabelSet
 from distill.schema import features
 

@@ -1,4 +1,14 @@
-"""One entry point for every data source: `--data` names a hub id, a FUNSD release directory or `synthetic`."""
+"""The data layer: one entry point (`load_source`) for every source, one module per source.
+
+`--data` names a hub id (FUNSD's, CORD v2, any ClassLabel dataset), a local directory (the FUNSD
+release, your own documents in its annotation layout, a save_to_disk or parquet copy),
+`synthetic` or `synthetic-receipts`; each module below returns the same word-level schema:
+
+  funsd.py       the official FUNSD release layout        hub.py         hub datasets (+ FUNSD's archive)
+  custom.py      your own FUNSD-layout documents, labels   classlabel.py  datasets with a ClassLabel ner_tags
+  cord.py        the CORD v2 receipts release              synthetic.py   the offline form generator
+  receipts.py    the offline receipt generator
+"""
 
 from __future__ import annotations
 
@@ -9,12 +19,12 @@ from typing import Literal
 
 import datasets
 
-from distill.data_classlabel import is_dataset_dir, load_dataset_dir
-from distill.data_custom import is_funsd_release, load_custom_local
-from distill.data_funsd import load_funsd_local
-from distill.data_hub import DEFAULT_HUB_DATASET, load_hub
-from distill.data_receipts import make_receipts
-from distill.data_synthetic import make_synthetic
+from distill.data.classlabel import is_dataset_dir, load_dataset_dir
+from distill.data.custom import is_funsd_release, load_custom_local
+from distill.data.funsd import load_funsd_local
+from distill.data.hub import DEFAULT_HUB_DATASET, load_hub
+from distill.data.receipts import make_receipts
+from distill.data.synthetic import make_synthetic
 from distill.errors import DistillError
 
 SYNTHETIC = "synthetic"

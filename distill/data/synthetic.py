@@ -19,7 +19,7 @@ from functools import lru_cache
 import datasets
 from PIL import Image, ImageDraw, ImageFont
 
-from distill.data_funsd import enclosing_box, normalize_box
+from distill.data.funsd import enclosing_box, normalize_box
 from distill.errors import DistillError
 from distill.schema import features, segment_tags
 
