@@ -53,7 +53,9 @@ def render_training_report(metrics: dict[str, Any], run: Path) -> str:
     lines = [
         "# Training report",
         "",
-        f"Run `{run}` on {machine_summary()}.",
+        f"Run `{run}` on {machine_summary()}. Written by `python -m distill.train`; the run's "
+        f"config.toml holds every option: `python -m distill.train --config {run}/config.toml "
+        f"--output-dir NEW_DIR` repeats it.",
         f"Data: `{metrics.get('data')}` — {metrics.get('train_forms')} training forms, "
         f"{metrics.get('test_forms')} test forms ({metrics.get('test_words')} words); seed {metrics.get('seed')}; "
         f"windows of {metrics['encoding']['max_length']} sub-tokens, stride {metrics['encoding']['stride']}.",
