@@ -335,6 +335,7 @@ def header_lines(summary: dict[str, Any]) -> list[str]:
         f"ISA {' '.join(machine['isa']) or 'unknown'}; GPU: {machine['gpu']}; {machine['os']}",
         f"- **Threads**: {machine['threads']} (PyTorch intra-op and ONNX Runtime intra-op)",
         f"- **Versions**: Python {machine['python']}, {versions}",
+        f"- **Written by**: `pytest bench --benchmark-only --run-dir {run['path']}` (after `python -m export.onnx` on that run)",
         f"- **Run**: `{run['path']}`; data: {run['data']}"
         + (f", {_forms(run)}" if run.get("test_forms") else "")
         + f", windows of {run['max_length']} tokens (stride {run['stride']})",
