@@ -18,6 +18,7 @@ the command that wrote it, the machine and the summed wall time of its runs.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shlex
@@ -95,11 +96,16 @@ def teacher_model_name(args: argparse.Namespace) -> str:
     return "student" if args.teacher == LAYOUT_STUDENT else "teacher"
 
 
+def teacher_seed(args: argparse.Namespace, seed: int) -> int:
+    """The seed whose run directory holds this seed's teacher: its own, or the one --teacher-seed shares."""
+    return seed if args.teacher_seed is None else args.teacher_seed
+
+
 def teacher_dirs(args: argparse.Namespace, seed: int, out: Path) -> list[Path]:
-    runs = out / f"seed{seed}"
     if args.teacher == ENSEMBLE:
+        runs = out / f"seed{seed}"
         return [runs / TEXT.kind / "student", runs / LAYOUT.kind / "student"]
-    return [runs / TEACHER_ROW.kind / teacher_model_name(args)]
+    return [out / f"seed{teacher_seed(args, seed)}" / TEACHER_ROW.kind / teacher_model_name(args)]
 
 
 def where(row: Row, args: argparse.Namespace) -> tuple[str, str]:
@@ -142,9 +148,17 @@ def train_args(args: argparse.Namespace, seed: int, row: Row, out: Path) -> list
     return [*student, "--teacher-dir", teacher, *row.kd, "--no-baseline"]
 
 
-def finished(out: Path, seed: int, row: Row, args: argparse.Namespace) -> bool:
+def run_dir(out: Path, seed: int, row: Row, args: argparse.Namespace) -> tuple[Path, str]:
+    """(run directory, model) holding a row's figures for a seed; a shared teacher lives under its own seed."""
     kind, model = where(row, args)
-    path = out / f"seed{seed}" / kind / "metrics.json"
+    if row is TEACHER_ROW and args.teacher != ENSEMBLE:
+        seed = teacher_seed(args, seed)
+    return out / f"seed{seed}" / kind, model
+
+
+def finished(out: Path, seed: int, row: Row, args: argparse.Namespace) -> bool:
+    run, model = run_dir(out, seed, row, args)
+    path = run / "metrics.json"
     return path.is_file() and model in read_json(path).get("models", {})
 
 
@@ -185,19 +199,26 @@ def run_all(args: argparse.Namespace, out: Path) -> None:
             pending.append(future)
             return future
 
-        # Teachers and plain students first, distilled students last (each waits for its teacher),
-        # so that no worker waits on a job that has not started.
+        # A job only ever waits on one submitted before it, so no worker waits on a job that has not
+        # started. An ensemble teacher is each seed's two plain students, so both come first; a trained
+        # teacher comes first, then the text-only rows of every seed, then the layout-aware rows: a study
+        # stopped part-way has the headline (text-only) comparison complete for the most seeds.
         ready: dict[int, list[Future]] = {}
-        for seed in args.seeds:
-            if args.teacher != ENSEMBLE:
-                ready[seed] = [submit(seed, TEACHER_ROW)]
-        for seed in args.seeds:
-            plain = [submit(seed, TEXT), submit(seed, LAYOUT)]
-            ready.setdefault(seed, plain)
-        for seed in args.seeds:
-            for row in rows:
-                if row.distilled:
-                    submit(seed, row, ready[seed])
+        if args.teacher == ENSEMBLE:
+            for seed in args.seeds:
+                ready[seed] = [submit(seed, TEXT), submit(seed, LAYOUT)]
+            order = [[row for row in rows if row.distilled]]
+        else:
+            teachers = {
+                s: submit(s, TEACHER_ROW) for s in sorted({teacher_seed(args, s) for s in args.seeds})
+            }
+            ready = {seed: [teachers[teacher_seed(args, seed)]] for seed in args.seeds}
+            order = [[row for row in rows if row.layout == layout and row is not TEACHER_ROW]
+                     for layout in (False, True)]  # fmt: skip
+        for group in order:
+            for row in group:
+                for seed in args.seeds:
+                    submit(seed, row, ready[seed] if row.distilled else ())
         for future in pending:
             future.result()
 
@@ -225,19 +246,25 @@ def collect(out: Path, args: argparse.Namespace) -> dict[Row, list[dict[str, Any
     rows: dict[Row, list[dict[str, Any]]] = {row: [] for row in study_rows(args)}
     for seed in args.seeds:
         for row in rows:
-            kind, model = where(row, args)
-            run = out / f"seed{seed}" / kind
+            run, model = run_dir(out, seed, row, args)
             path = run / "metrics.json"
             if not finished(out, seed, row, args):
-                raise DistillError("missing: this run did not finish", path)
+                if args.partial:
+                    continue
+                raise DistillError(
+                    "missing: this run did not finish (--partial reports finished runs only)", path
+                )
             metrics = read_json(path)
             record = dict(metrics["models"][model])
+            record["seed"] = seed
+            record["run"] = str(run)
             record["int8"] = int8_record(run, model)
             record["teacher_cache_seconds"] = metrics.get("teacher_cache_seconds", 0.0)
             record["wall_seconds"] = read_json(run / WALL)["seconds"] if (run / WALL).is_file() else None
             rows[row].append(record)
-        if args.teacher == ENSEMBLE:  # an ensemble costs what its members cost
-            members = [rows[TEXT][-1], rows[LAYOUT][-1]]
+        members = [r for row in (TEXT, LAYOUT) for r in rows[row] if r["seed"] == seed]
+        if args.teacher == ENSEMBLE and rows[TEACHER_ROW] and rows[TEACHER_ROW][-1]["seed"] == seed:
+            # an ensemble costs what its members cost
             rows[TEACHER_ROW][-1]["train_seconds"] = sum(m.get("train_seconds", 0.0) for m in members)
     return rows
 
@@ -258,7 +285,12 @@ def overhead_cell(row: Row, records: list[dict[str, Any]], plain: list[dict[str,
     """Teacher targets (and transfer set) computed for this run, as a share of the plain student's training."""
     if not row.distilled:
         return "—"
-    shares = [r["teacher_cache_seconds"] / p["train_seconds"] for r, p in zip(records, plain, strict=True)]
+    plain_seconds = {p["seed"]: p["train_seconds"] for p in plain}
+    shares = [
+        r["teacher_cache_seconds"] / plain_seconds[r["seed"]] for r in records if r["seed"] in plain_seconds
+    ]
+    if not shares:
+        return "plain run not finished"
     seconds = statistics.fmean(r["teacher_cache_seconds"] for r in records)
     return f"{seconds:.0f} s ({fmt(shares, 100.0, 0)} %)"
 
@@ -272,7 +304,13 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
     versions = ", ".join(
         f"{k} {v}" for k, v in package_versions(("torch", "transformers", "datasets")).items()
     )
-    walls = [r["wall_seconds"] for records in rows.values() for r in records if r.get("wall_seconds")]
+    # One entry per run directory: a shared teacher is one run, however many seeds it serves.
+    walls = list(
+        {
+            r["run"]: r["wall_seconds"] for recs in rows.values() for r in recs if r.get("wall_seconds")
+        }.values()
+    )
+    shared = args.teacher != ENSEMBLE and args.teacher_seed is not None
     lines = [
         "# FUNSD: teacher and students, mean ± std over seeds",
         "",
@@ -283,7 +321,8 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
         f"Wall time: {sum(walls) / 3600:.1f} h summed over the study's {len(walls)} runs "
         f"(their `distill.train` calls, resumed parts included), {args.jobs} at a time.",
         f"Students from `{args.student}` ({args.student_epochs:g} epochs, lr {args.student_lr:g}); "
-        f"teacher: {teacher_description(args)}; "
+        f"teacher: {teacher_description(args)}"
+        f"{f' (one run, seed {args.teacher_seed}, shared by the students of every seed)' if shared else ''}; "
         f"new box embeddings start {args.box_init}, lr {args.box_lr or args.student_lr:g}; windows of "
         f"{args.max_length} sub-tokens, stride {args.stride}, batch {args.batch_size}"
         f"{', bf16 mixed precision' if args.bf16 else ''}"
@@ -293,17 +332,27 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
         f"T = {args.temperature:g}, alpha = {args.alpha:g}"
         + (f"; best KD = vanilla plus `{args.best_kd}`." if args.best_kd else "."),
         "",
-        "| model | entity P | entity R | entity F1 | word acc. | params | train time | KD overhead (teacher targets; share of plain training) | int8 F1 | int8 ΔF1 vs PyTorch |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | seeds | entity P | entity R | entity F1 | word acc. | params | train time | KD overhead (teacher targets; share of plain training) | int8 F1 | int8 ΔF1 vs PyTorch |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row, records in rows.items():
+        if row is TEACHER_ROW and shared:
+            records = records[:1]  # one run: no spread to show
+        seeds = (
+            ", ".join(str(r["seed"]) for r in records)
+            if not (row is TEACHER_ROW and shared)
+            else (f"{args.teacher_seed} (shared)")
+        )
+        if not records:
+            lines.append(f"| {row.label} | none yet |" + " not run yet |" * 9)
+            continue
         int8 = [r["int8"] for r in records if r.get("int8")]
         int8_cells = ["not exported"] * 2
         if int8:
             int8_cells = [fmt([v["f1"] for v in int8]), fmt([v["delta_f1_points"] for v in int8], 1.0, 2)]
         plain = rows[LAYOUT if row.layout else TEXT]
         lines.append(
-            f"| {row.label} | {fmt([r['precision'] for r in records])} | {fmt([r['recall'] for r in records])} | "
+            f"| {row.label} | {seeds} | {fmt([r['precision'] for r in records])} | {fmt([r['recall'] for r in records])} | "
             f"**{fmt([r['f1'] for r in records])}** | {fmt([r['word_accuracy'] for r in records])} | "
             f"{records[0]['params'] / 1e6:.1f} M | {fmt([r.get('train_seconds', 0.0) for r in records], 1.0, 0)} s | "
             f"{overhead_cell(row, records, plain)} | " + " | ".join(int8_cells) + " |"
@@ -322,43 +371,54 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
         "|---|" + "---:|" * len(types),
     ]
     for row, records in rows.items():
+        if not records:
+            continue
         cells = [fmt([r["per_type"][t]["f1"] for r in records if t in r["per_type"]]) for t in types]
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
 
     def diffs(a: Row, b: Row) -> list[float]:
-        return [(x["f1"] - y["f1"]) * 100.0 for x, y in zip(rows[a], rows[b], strict=True)]
+        """F1 differences over the seeds both rows have finished, paired by seed."""
+        other = {r["seed"]: r["f1"] for r in rows[b]}
+        return [(x["f1"] - other[x["seed"]]) * 100.0 for x in rows[a] if x["seed"] in other]
 
     def mean_diff(a: Row, b: Row) -> float:
-        return statistics.fmean(diffs(a, b))
+        found = diffs(a, b)
+        return statistics.fmean(found) if found else float("nan")
+
+    def paired(a: Row, b: Row) -> str:
+        found = diffs(a, b)
+        if not found:
+            return "not measured yet"
+        n = len(found)
+        return fmt(found, 1.0) + ("" if n == len(args.seeds) else f" (over {n} of {len(args.seeds)} seeds)")
 
     best = best_text_kd(list(rows))
     kd_rows = [r for r in rows if r.distilled]
     gap = mean_diff(TEACHER_ROW, TEXT)
     recovered = mean_diff(best, TEXT) / gap if gap > 0 else float("nan")
     students = [r for r in rows if r is not TEACHER_ROW]
-    best_student = max(students, key=lambda row: statistics.fmean(r["f1"] for r in rows[row]))
+    best_student = max(
+        (row for row in students if rows[row]), key=lambda row: statistics.fmean(r["f1"] for r in rows[row])
+    )
     best_int8 = [r["int8"]["delta_f1_points"] for r in rows[best_student] if r.get("int8")]
     lines += [
         "",
         "Differences in entity F1 points, paired by seed (mean ± std):",
         "",
-        f"- teacher over the plain text-only student: {fmt(diffs(TEACHER_ROW, TEXT), 1.0)}",
-        f"- layout-aware over text-only student: {fmt(diffs(LAYOUT, TEXT), 1.0)}",
-        *[
-            f"- {row.label} over plain: {fmt(diffs(row, LAYOUT if row.layout else TEXT), 1.0)}"
-            for row in kd_rows
-        ],
+        f"- teacher over the plain text-only student: {paired(TEACHER_ROW, TEXT)}",
+        f"- layout-aware over text-only student: {paired(LAYOUT, TEXT)}",
+        *[f"- {row.label} over plain: {paired(row, LAYOUT if row.layout else TEXT)}" for row in kd_rows],
         f"- share of the teacher–student gap the best text-only method ({best.label}) recovers: "
         f"{100 * recovered:.0f} %",
         "",
         "Against the targets (means over seeds):",
         "",
-        verdict("the teacher beats the plain text-only student by ≥ 8 F1 points", gap >= 8.0),
+        verdict("the teacher beats the plain text-only student by ≥ 8 F1 points", known(gap, gap >= 8.0)),
         verdict(
             f"the best method ({best.label}) raises the text-only student by ≥ 2.0 F1 points",
-            mean_diff(best, TEXT) >= 2.0,
+            known(mean_diff(best, TEXT), mean_diff(best, TEXT) >= 2.0),
         ),
-        verdict("it recovers ≥ 25 % of the teacher–student gap", recovered >= 0.25),
+        verdict("it recovers ≥ 25 % of the teacher–student gap", known(recovered, recovered >= 0.25)),
         verdict(
             f"int8 of the best student ({best_student.label}) loses ≤ 1.0 F1 point",
             bool(best_int8) and statistics.fmean(best_int8) >= -1.0,
@@ -368,8 +428,14 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
     return "\n".join(lines) + "\n"
 
 
-def verdict(claim: str, held: bool, note: str = "") -> str:
-    return f"- {'met' if held else '**not met**'}: {claim}{note}"
+def known(value: float, held: bool) -> bool | None:
+    """A verdict's outcome, or None while the figure behind it is not measured (NaN)."""
+    return None if math.isnan(value) else held
+
+
+def verdict(claim: str, held: bool | None, note: str = "") -> str:
+    outcome = "not measured yet" if held is None else "met" if held else "**not met**"
+    return f"- {outcome}: {claim}{note}"
 
 
 # distill.train options that tell one tuning run from another, as config.toml spells them.
@@ -423,6 +489,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="fine-tune a text encoder given as --teacher as itself, not as a LayoutLMv3 built around it",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument(
+        "--teacher-seed",
+        type=int,
+        default=None,
+        help="train one teacher, at this seed, and distil every seed's students from it "
+        "(default: one teacher per seed); the report says so",
+    )
     p.add_argument("--teacher-epochs", type=float, default=16.0)
     p.add_argument("--teacher-lr", type=float, default=2e-4)
     p.add_argument("--student-epochs", type=float, default=10.0)
@@ -456,6 +529,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="runs/funsd")
     p.add_argument("--report-dir", default="reports")
     p.add_argument("--report-only", action="store_true", help="write the report from finished runs")
+    p.add_argument(
+        "--partial",
+        action="store_true",
+        help="report the runs finished so far (a study run in parts); rows say which seeds they cover",
+    )
     return p
 
 

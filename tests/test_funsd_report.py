@@ -88,3 +88,32 @@ def test_best_method_rows_are_named_after_their_options_and_share_the_teacher(tm
     assert "| student, text only + best KD |" in report and "| student, layout-aware + best KD |" in report
     assert "best KD = vanilla plus `--feature-weight 1 --transfer-copies 1`" in report
     assert "KD overhead" in report and " s (" in report
+
+
+def test_one_teacher_serves_every_seed_and_a_study_reports_in_parts(tmp_path: Path) -> None:
+    study = tiny_study("--teacher", "tiny", "--teacher-as-is", "--teacher-seed", "0", "--seeds", "0", "1")
+    proc = run_cli(study, cwd=tmp_path)
+    assert not (tmp_path / "study" / "seed1" / "teacher").exists(), "--teacher-seed trains one teacher"
+    for seed in (0, 1):
+        kd = json.loads((tmp_path / "study" / f"seed{seed}" / "text-kd" / "metrics.json").read_text())
+        assert kd["distillation"]["teacher"] == "study/seed0/teacher/teacher"
+    # Text-only rows first, for every seed: a study stopped part-way has its headline comparison.
+    starts = [line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("start")]
+    assert starts.index("layout") > max(i for i, kind in enumerate(starts) if kind == "text-kd")
+    report = (tmp_path / "reports" / "funsd.md").read_text()
+    assert "(one run, seed 0, shared by the students of every seed)" in report
+    assert "| teacher | 0 (shared) |" in report and "| student, text only | 0, 1 |" in report
+
+    # A run not finished: the full report refuses, naming it; --partial reports what there is.
+    (tmp_path / "study" / "seed1" / "layout-kd" / "metrics.json").unlink()
+    split = study.index("--")
+
+    def report_only(*options: str) -> list[str]:
+        return [*study[:split], "--report-only", *options, *study[split:]]
+
+    refused = run_cli(report_only(), cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "seed1/layout-kd/metrics.json" in refused.stderr
+    run_cli(report_only("--partial"), cwd=tmp_path)
+    report = (tmp_path / "reports" / "funsd.md").read_text()
+    assert "| student, layout-aware + vanilla KD | 0 |" in report
+    assert "student, layout-aware + vanilla KD over plain: " in report and "(over 1 of 2 seeds)" in report
