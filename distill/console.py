@@ -19,6 +19,8 @@ NOISE_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
     ("mtime may not be reliable on this filesystem", UserWarning),
     # transformers calling its own deprecated get_extended_attention_mask(device=...) signature.
     ("The `device` argument is deprecated", FutureWarning),
+    # optimum's LayoutLMv3 ONNX config importing transformers' deprecated feature-extractor alias.
+    ("The class LayoutLMv3FeatureExtractor is deprecated", FutureWarning),
 )
 # The tokenizer sees a whole form before the window encoder cuts it into windows of --max-length:
 # the length it warns about never reaches the model.

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from distill import atomic
+from distill.console import quiet_library_noise
 from distill.errors import DistillError
 from distill.machine import cpu_info, cpu_name, package_versions
 from distill.run_dir import (
@@ -265,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ort.set_default_logger_severity(3)  # onnxruntime-gpu warns about CUDA on every CPU-only session
     hf_logging.set_verbosity_error()
+    quiet_library_noise()
     try:
         manifest = export_run(args)
     except DistillError as err:
