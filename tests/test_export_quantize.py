@@ -151,3 +151,13 @@ def test_the_plain_fp32_export_is_recommended_unless_the_optimised_one_is_faster
     assert recommend(variants, 1.0)["recommended_cpu"] == "fp32"  # 5% faster: inside the noise
     variants["fp32-optimized"]["timing"]["margin"] = 0.02
     assert recommend(variants, 1.0)["recommended_cpu"] == "fp32-optimized"
+
+
+def test_the_recommendation_says_when_the_test_split_disagrees_with_the_gate() -> None:
+    """The gate chose int8; a test-split loss beyond the budget is said, never called 'within'."""
+    int8 = {"meets_budget": True, "method": "dynamic", "gate": {"delta_f1_points": -0.3}}
+    beyond = recommend({"int8": {**int8, "delta_f1_points": -1.39}}, 1.0)["recommended_cpu_reason"]
+    assert "passed the gate (-0.30" in beyond and "-1.39 F1 points, **beyond** the budget" in beyond
+    assert "within" not in beyond
+    inside = recommend({"int8": {**int8, "delta_f1_points": -0.4}}, 1.0)["recommended_cpu_reason"]
+    assert "-0.40 F1 points, within the budget of -1.0" in inside
