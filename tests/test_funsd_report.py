@@ -103,6 +103,9 @@ def test_one_teacher_serves_every_seed_and_a_study_reports_in_parts(tmp_path: Pa
     report = (tmp_path / "reports" / "funsd.md").read_text()
     assert "(one run, seed 0, shared by the students of every seed)" in report
     assert "| teacher | 0 (shared) |" in report and "| student, text only | 0, 1 |" in report
+    teacher_row = next(line for line in report.splitlines() if line.startswith("| teacher |"))
+    assert "±" not in teacher_row, "one teacher run has no spread to show"
+    assert "paid once for the whole study" in report
 
     # A run not finished: the full report refuses, naming it; --partial reports what there is.
     (tmp_path / "study" / "seed1" / "layout-kd" / "metrics.json").unlink()
