@@ -375,6 +375,8 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
     for row, records in rows.items():
         if not records:
             continue
+        if row is TEACHER_ROW and shared:
+            records = records[:1]
         cells = [fmt([r["per_type"][t]["f1"] for r in records if t in r["per_type"]]) for t in types]
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
 
