@@ -105,7 +105,8 @@ def teacher_dirs(args: argparse.Namespace, seed: int, out: Path) -> list[Path]:
     if args.teacher == ENSEMBLE:
         runs = out / f"seed{seed}"
         return [runs / TEXT.kind / "student", runs / LAYOUT.kind / "student"]
-    return [out / f"seed{teacher_seed(args, seed)}" / TEACHER_ROW.kind / teacher_model_name(args)]
+    run, model = run_dir(out, seed, TEACHER_ROW, args)
+    return [run / model]
 
 
 def where(row: Row, args: argparse.Namespace) -> tuple[str, str]:
@@ -249,13 +250,13 @@ def collect(out: Path, args: argparse.Namespace) -> dict[Row, list[dict[str, Any
         for row in rows:
             run, model = run_dir(out, seed, row, args)
             path = run / "metrics.json"
-            if not finished(out, seed, row, args):
+            metrics = read_json(path) if path.is_file() else {}
+            if model not in metrics.get("models", {}):  # not finished
                 if args.partial:
                     continue
                 raise DistillError(
                     "missing: this run did not finish (--partial reports finished runs only)", path
                 )
-            metrics = read_json(path)
             record = dict(metrics["models"][model])
             record["seed"] = seed
             record["run"] = str(run)
@@ -263,9 +264,9 @@ def collect(out: Path, args: argparse.Namespace) -> dict[Row, list[dict[str, Any
             record["teacher_cache_seconds"] = metrics.get("teacher_cache_seconds", 0.0)
             record["wall_seconds"] = read_json(run / WALL)["seconds"] if (run / WALL).is_file() else None
             rows[row].append(record)
-        members = [r for row in (TEXT, LAYOUT) for r in rows[row] if r["seed"] == seed]
         if args.teacher == ENSEMBLE and rows[TEACHER_ROW] and rows[TEACHER_ROW][-1]["seed"] == seed:
             # an ensemble costs what its members cost
+            members = [r for row in (TEXT, LAYOUT) for r in rows[row] if r["seed"] == seed]
             rows[TEACHER_ROW][-1]["train_seconds"] = sum(m.get("train_seconds", 0.0) for m in members)
     return rows
 
@@ -336,13 +337,13 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
         "| model | seeds | entity P | entity R | entity F1 | word acc. | params | train time | KD overhead (teacher targets; share of plain training) | int8 F1 | int8 ΔF1 vs PyTorch |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for row, records in rows.items():
-        if row is TEACHER_ROW and shared:
-            records = records[:1]  # one run: no spread to show
+    # The tables show a shared teacher once (one run: no spread); the paired differences keep it per seed.
+    shown = {row: recs[:1] if row is TEACHER_ROW and shared else recs for row, recs in rows.items()}
+    for row, records in shown.items():
         seeds = (
-            ", ".join(str(r["seed"]) for r in records)
-            if not (row is TEACHER_ROW and shared)
-            else (f"{args.teacher_seed} (shared)")
+            f"{args.teacher_seed} (shared)"
+            if row is TEACHER_ROW and shared
+            else ", ".join(str(r["seed"]) for r in records)
         )
         if not records:
             lines.append(f"| {row.label} | none yet |" + " not run yet |" * 9)
@@ -372,11 +373,9 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
         "| model | " + " | ".join(types) + " |",
         "|---|" + "---:|" * len(types),
     ]
-    for row, records in rows.items():
+    for row, records in shown.items():
         if not records:
             continue
-        if row is TEACHER_ROW and shared:
-            records = records[:1]
         cells = [fmt([r["per_type"][t]["f1"] for r in records if t in r["per_type"]]) for t in types]
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
 

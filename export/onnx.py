@@ -161,12 +161,12 @@ def load_eval_data(run: Path, max_eval_forms: int | None, gate_forms: int = 16) 
         gate_forms=gate_copies(
             train[len(train) - held :], train, tag_names(data["train"], "the training split")
         ),
+        gate_source=f"perturbed copies of {held} training forms held out of calibration",
         labels=run_labels(data),
     )
 
 
 GATE_COPIES = 2  # perturbed copies of each gate form
-GATE_SPLIT = "perturbed copies of {forms} training forms held out of calibration"
 
 
 def gate_copies(
@@ -254,9 +254,7 @@ def export_run(args: argparse.Namespace) -> dict[str, Any]:
             "stride": data.stride,
         },
         "gate": {
-            "split": f"{len(data.gate_forms)} " + GATE_SPLIT.format(forms=len(data.gate_forms) // GATE_COPIES)
-            if data.gate_forms
-            else f"the {data.split} split (no training forms to hold out)",
+            "split": data.gate_split,
             "forms": len(data.gate_forms),
             "int8_agreement_floor": INT8_AGREEMENT_FLOOR,
             "fp16_agreement_floor": FP16_AGREEMENT_FLOOR,

@@ -65,7 +65,15 @@ class EvalData:
     stride: int
     split: str = "test"
     gate_forms: list[dict[str, Any]] = field(default_factory=list)
+    gate_source: str = ""  # what the gate forms are, e.g. "perturbed copies of 16 training forms ..."
     labels: LabelSet | None = None  # the run's labels (None: the model's own id2label)
+
+    @property
+    def gate_split(self) -> str:
+        """The gate's forms in words, for the manifest and the report (one wording for both)."""
+        if self.gate_forms:
+            return f"{len(self.gate_forms)} {self.gate_source}"
+        return f"the {self.split} split (no training forms to hold out)"
 
 
 def file_size(variant_dir: Path) -> int:
@@ -98,11 +106,7 @@ class ModelExport:
         self.reference = validate.run(self.torch, self.batches)
         # The gate's forms: perturbed held-out training forms; the test split only where the run has none to spare.
         self.gate_forms = data.gate_forms or data.test_forms
-        self.gate_split = (
-            f"{len(data.gate_forms)} perturbed copies of training forms held out of calibration"
-            if data.gate_forms
-            else f"the {data.split} split (no training forms to hold out)"
-        )
+        self.gate_split = data.gate_split
         gate_windows = validate.parity_windows(self.encoder, self.gate_forms, options.parity_windows)
         self.gate_batches = validate.batches_of(gate_windows, options.batch_size, self.pad_id)
         self.gate_reference = validate.run(self.torch, self.gate_batches)
