@@ -202,8 +202,9 @@ def run_all(args: argparse.Namespace, out: Path) -> None:
 
         # A job only ever waits on one submitted before it, so no worker waits on a job that has not
         # started. An ensemble teacher is each seed's two plain students, so both come first; a trained
-        # teacher comes first, then the text-only rows of every seed, then the layout-aware rows: a study
-        # stopped part-way has the headline (text-only) comparison complete for the most seeds.
+        # teacher comes first, then the text-only rows of every seed, then the layout-aware rows; within
+        # each, one seed's rows before the next seed's: a study stopped part-way has the headline
+        # (text-only) comparison, then the layout-aware one, paired over as many seeds as it finished.
         ready: dict[int, list[Future]] = {}
         if args.teacher == ENSEMBLE:
             for seed in args.seeds:
@@ -217,8 +218,8 @@ def run_all(args: argparse.Namespace, out: Path) -> None:
             order = [[row for row in rows if row.layout == layout and row is not TEACHER_ROW]
                      for layout in (False, True)]  # fmt: skip
         for group in order:
-            for row in group:
-                for seed in args.seeds:
+            for seed in args.seeds:
+                for row in group:
                     submit(seed, row, ready[seed] if row.distilled else ())
         for future in pending:
             future.result()

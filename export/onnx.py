@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -239,6 +240,7 @@ def export_run(args: argparse.Namespace) -> dict[str, Any]:
         entries[name] = ModelExport(name, run / name, run, data, options).export()
     header = {
         "run": str(run),
+        "command": getattr(args, "command", None),
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "versions": versions(),
         "machine": machine(),
@@ -288,7 +290,9 @@ def summary(manifest: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command = shlex.join(["python", "-m", "export.onnx", *argv])  # written into the report as it ran
     import onnxruntime as ort
     from transformers.utils import logging as hf_logging
 

@@ -21,7 +21,7 @@ def render(manifest: dict[str, Any]) -> str:
     lines = [
         "# ONNX export",
         "",
-        f"Written by `python -m export.onnx --run-dir {manifest['run']}`.",
+        f"Written by `{manifest.get('command') or 'python -m export.onnx --run-dir ' + manifest['run']}`.",
         f"Run `{manifest['run']}`, exported {manifest['created']} on {manifest['machine']['cpu']} "
         f"({manifest['machine']['threads']} threads; int8 features: {', '.join(manifest['machine']['int8_features']) or 'none'}).",
         f"onnxruntime {manifest['versions']['onnxruntime']}, optimum {manifest['versions']['optimum']}, "

@@ -135,7 +135,7 @@ def test_markdown_has_header_headline_tables_and_skips() -> None:
         assert needle in text, needle
     assert "**20.0×** the forms per second" in text  # 1 form/s against 0.05
     assert "**50%** of this machine's limit for the mix it runs (int8;" in text
-    assert "**2.00×** as fast" in text  # ours 50 ms, optimum's 100 ms
+    assert "batch 1 seq 512 **2.00×**; faster at the only shape both ran" in text  # ours 50 ms, optimum's 100
     assert (
         "student-layout (PyTorch fp32, batch 1, seq 512): 210 ms, +5% against the text student's 200 ms"
         in text
