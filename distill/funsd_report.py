@@ -229,10 +229,11 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def fmt(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
+def fmt(values: Sequence[float], scale: float = 100.0, digits: int = 1, signed: bool = False) -> str:
     m, s = mean_std([v * scale for v in values])
+    mean = f"{m:+.{digits}f}" if signed else f"{m:.{digits}f}"
     # One value (a shared teacher, a row with one seed so far) has no spread to show.
-    return f"{m:.{digits}f}" if len(values) == 1 else f"{m:.{digits}f} ± {s:.{digits}f}"
+    return mean if len(values) == 1 else f"{mean} ± {s:.{digits}f}"
 
 
 def int8_record(run: Path, model: str) -> dict[str, Any] | None:
@@ -352,7 +353,10 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
         int8 = [r["int8"] for r in records if r.get("int8")]
         int8_cells = ["not exported"] * 2
         if int8:
-            int8_cells = [fmt([v["f1"] for v in int8]), fmt([v["delta_f1_points"] for v in int8], 1.0, 2)]
+            int8_cells = [
+                fmt([v["f1"] for v in int8]),
+                fmt([v["delta_f1_points"] for v in int8], 1.0, 2, signed=True),
+            ]
         plain = rows[LAYOUT if row.layout else TEXT]
         lines.append(
             f"| {row.label} | {seeds} | {fmt([r['precision'] for r in records])} | {fmt([r['recall'] for r in records])} | "
@@ -409,9 +413,14 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
         if gap_there and statistics.fmean(gap_there) > 0
         else float("nan")
     )
-    students = [r for r in rows if r is not TEACHER_ROW]
+    # The best student by mean F1 over the seeds every finished student row shares: a row with one seed
+    # so far is not ranked against another's three (a partial study would pick on luck).
+    students = [row for row in rows if row is not TEACHER_ROW and rows[row]]
+    common = set.intersection(*({r["seed"] for r in rows[row]} for row in students)) if students else set()
     best_student = max(
-        (row for row in students if rows[row]), key=lambda row: statistics.fmean(r["f1"] for r in rows[row])
+        students,
+        key=lambda row: statistics.fmean(r["f1"] for r in rows[row] if r["seed"] in common or not common),
+        default=TEXT,
     )
     best_int8 = [r["int8"]["delta_f1_points"] for r in rows[best_student] if r.get("int8")]
     lines += [

@@ -100,6 +100,10 @@ def test_one_teacher_serves_every_seed_and_a_study_reports_in_parts(tmp_path: Pa
     # Text-only rows first, for every seed: a study stopped part-way has its headline comparison.
     starts = [line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("start")]
     assert starts.index("layout") > max(i for i, kind in enumerate(starts) if kind == "text-kd")
+    # Within a group, one seed's rows before the next seed's: a stopped study has whole pairs.
+    seeds = [int(line.split()[2]) for line in proc.stdout.splitlines() if line.startswith("start")]
+    layout_seeds = [seed for seed, kind in zip(seeds, starts, strict=True) if kind.startswith("layout")]
+    assert layout_seeds == [0, 0, 1, 1]
     report = (tmp_path / "reports" / "funsd.md").read_text()
     assert "(one run, seed 0, shared by the students of every seed)" in report
     assert "| teacher | 0 (shared) |" in report and "| student, text only | 0, 1 |" in report
@@ -120,3 +124,13 @@ def test_one_teacher_serves_every_seed_and_a_study_reports_in_parts(tmp_path: Pa
     report = (tmp_path / "reports" / "funsd.md").read_text()
     assert "| student, layout-aware + vanilla KD | 0 |" in report
     assert "student, layout-aware + vanilla KD over plain: " in report and "(over 1 of 2 seeds)" in report
+    # The best student is ranked on the seed every row has (0), not on each row's own seeds.
+    labels = {"text": "student, text only", "text-kd": "student, text only + vanilla KD",
+              "layout": "student, layout-aware", "layout-kd": "student, layout-aware + vanilla KD"}  # fmt: skip
+    seed0 = {
+        kind: json.loads((tmp_path / "study" / "seed0" / kind / "metrics.json").read_text())["models"][
+            "student"
+        ]["f1"]
+        for kind in labels
+    }
+    assert f"int8 of the best student ({labels[max(seed0, key=seed0.__getitem__)]})" in report
