@@ -398,7 +398,10 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
         if not found:
             return "not measured yet"
         n = len(found)
-        return fmt(found, 1.0) + ("" if n == len(args.seeds) else f" (over {n} of {len(args.seeds)} seeds)")
+        # Two decimals and a sign, as the verdicts print them: 7.99 must not read as a met 8.0.
+        return fmt(found, 1.0, 2, signed=True) + (
+            "" if n == len(args.seeds) else f" (over {n} of {len(args.seeds)} seeds)"
+        )
 
     best = best_text_kd(list(rows))
     kd_rows = [r for r in rows if r.distilled]
