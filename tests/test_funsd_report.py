@@ -110,6 +110,7 @@ def test_one_teacher_serves_every_seed_and_a_study_reports_in_parts(tmp_path: Pa
     teacher_row = next(line for line in report.splitlines() if line.startswith("| teacher |"))
     assert "±" not in teacher_row, "one teacher run has no spread to show"
     assert "paid once for the whole study" in report
+    assert "(no `--best-kd` was given: vanilla KD is the best method this study reports)" in report
 
     # A run not finished: the full report refuses, naming it; --partial reports what there is.
     (tmp_path / "study" / "seed1" / "layout-kd" / "metrics.json").unlink()
