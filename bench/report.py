@@ -261,7 +261,7 @@ def _find(rows: list[dict[str, Any]], group: str, model: str, runtime: str) -> d
     return None
 
 
-def reference_comparison(rows: list[dict[str, Any]]) -> list[str]:
+def reference_comparison(rows: list[dict[str, Any]]) -> str | None:
     """The student's int8 against optimum's (a different recipe) at every shape both ran, not one.
 
     One shape alone can flatter either recipe (on one Xeon ours won at batch 1 / 512 tokens and lost
@@ -272,12 +272,13 @@ def reference_comparison(rows: list[dict[str, Any]]) -> list[str]:
         ours, theirs = _find(rows, group, "student", "ort-int8"), _find(rows, group, "student", REFERENCE)
         if not (ours and theirs):
             continue
-        if group == "end-to-end" and ours.get("forms_per_s") and theirs.get("forms_per_s"):
-            ratios.append(("end to end", ours["forms_per_s"] / theirs["forms_per_s"]))
+        if group == "end-to-end":
+            if ours.get("forms_per_s") and theirs.get("forms_per_s"):
+                ratios.append(("end to end", ours["forms_per_s"] / theirs["forms_per_s"]))
         elif ours.get("p50_s") and theirs.get("p50_s"):
             ratios.append((group.removeprefix("latency "), theirs["p50_s"] / ours["p50_s"]))
     if not ratios:
-        return []
+        return None
     faster = sum(ratio > 1 for _, ratio in ratios)
     listed = ", ".join(f"{where} **{ratio:.2f}×**" for where, ratio in ratios)
     if len(ratios) == 1:
@@ -290,20 +291,10 @@ def reference_comparison(rows: list[dict[str, Any]]) -> list[str]:
         )
     else:
         verdict = f"faster at {faster} of {len(ratios)} comparisons, slower at the rest: **no speed claim** against it"
-    lines = [
+    return (
         f"Against optimum's out-of-the-box int8 (a different recipe), ours runs at these multiples of its speed: {listed}; "
         f"{verdict} (each case timed on its own, one after the other)."
-    ]
-    e2e_ours, e2e_ref = (
-        _find(rows, "end-to-end", "student", "ort-int8"),
-        _find(rows, "end-to-end", "student", REFERENCE),
     )
-    if e2e_ours and e2e_ref and e2e_ref.get("forms_per_s"):
-        lines.append(
-            f"End to end: {fmt(e2e_ours['forms_per_s'])} vs {fmt(e2e_ref['forms_per_s'])} forms/s for the "
-            f"optimum-defaults reference (F1 {fmt_f1(e2e_ours.get('f1'))} vs {fmt_f1(e2e_ref.get('f1'))})."
-        )
-    return lines
 
 
 def headline(rows: list[dict[str, Any]], notes: dict[str, Any] | None = None) -> list[str]:
@@ -337,7 +328,14 @@ def headline(rows: list[dict[str, Any]], notes: dict[str, Any] | None = None) ->
             "(their timings differ by noise only)."
         )
     else:
-        lines.extend(reference_comparison(rows))
+        comparison = reference_comparison(rows)
+        if comparison:
+            lines.append(comparison)
+        if e2e_student and e2e_ref and e2e_ref.get("forms_per_s"):
+            lines.append(
+                f"End to end: {fmt(e2e_student['forms_per_s'])} vs {fmt(e2e_ref['forms_per_s'])} forms/s for the "
+                f"optimum-defaults reference (F1 {fmt_f1(e2e_student.get('f1'))} vs {fmt_f1(e2e_ref.get('f1'))})."
+            )
     # Other students (a layout-aware one...) against the text student, in the fastest runtime both ran in.
     others = sorted({r["model"] for r in rows if r["model"] not in MODEL_ORDER}, key=_model_rank)
     for model in others:

@@ -388,13 +388,13 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
         cells = [fmt([r["per_type"][t]["f1"] for r in records if t in r["per_type"]]) for t in types]
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
 
-    def diffs(a: Row, b: Row) -> list[float]:
-        """F1 differences over the seeds both rows have finished, paired by seed."""
-        other = {r["seed"]: r["f1"] for r in rows[b]}
+    def diffs(a: Row, b: Row, seeds: set[int] | None = None) -> list[float]:
+        """F1 differences over the seeds both rows have finished (and in `seeds`), paired by seed."""
+        other = {r["seed"]: r["f1"] for r in rows[b] if seeds is None or r["seed"] in seeds}
         return [(x["f1"] - other[x["seed"]]) * 100.0 for x in rows[a] if x["seed"] in other]
 
-    def mean_diff(a: Row, b: Row) -> float:
-        found = diffs(a, b)
+    def mean_diff(a: Row, b: Row, seeds: set[int] | None = None) -> float:
+        found = diffs(a, b, seeds)
         return statistics.fmean(found) if found else float("nan")
 
     def paired(a: Row, b: Row) -> str:
@@ -411,25 +411,10 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
     kd_rows = [r for r in rows if r.distilled]
     gap = mean_diff(TEACHER_ROW, TEXT)
     # The share recovered, over the seeds the best method has finished (the gap on those same seeds).
-    done = {r["seed"] for r in rows[best]}
-    gap_there = [
-        d for d, r in zip(diffs(TEACHER_ROW, TEXT), rows[TEACHER_ROW], strict=True) if r["seed"] in done
-    ]
-    recovered = (
-        mean_diff(best, TEXT) / statistics.fmean(gap_there)
-        if gap_there and statistics.fmean(gap_there) > 0
-        else float("nan")
-    )
-    # The best student by mean F1 over the seeds every finished student row shares: a row with one seed
-    # so far is not ranked against another's three (a partial study would pick on luck).
-    students = [row for row in rows if row is not TEACHER_ROW and rows[row]]
-    common = set.intersection(*({r["seed"] for r in rows[row]} for row in students)) if students else set()
-    best_student = max(
-        students,
-        key=lambda row: statistics.fmean(r["f1"] for r in rows[row] if r["seed"] in common or not common),
-        default=TEXT,
-    )
-    best_int8 = [r["int8"]["delta_f1_points"] for r in rows[best_student] if r.get("int8")]
+    gap_there = mean_diff(TEACHER_ROW, TEXT, {r["seed"] for r in rows[best]})
+    recovered = mean_diff(best, TEXT) / gap_there if gap_there > 0 else float("nan")
+    top = best_student(rows)
+    best_int8 = [r["int8"]["delta_f1_points"] for r in rows[top] if r.get("int8")]
     lines += [
         "",
         "Differences in entity F1 points, paired by seed (mean ± std):",
@@ -456,14 +441,29 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
             known(recovered, recovered >= 0.25),
         ),
         verdict(
-            f"int8 of the best student ({best_student.label}) loses ≤ 1.0 F1 point",
+            f"int8 of the best student ({top.label}) loses ≤ 1.0 F1 point",
             bool(best_int8) and statistics.fmean(best_int8) >= -1.0,
-            f" ({statistics.fmean(best_int8):+.2f}, {len(best_int8)} of {len(rows[best_student])} seeds exported)"
+            f" ({statistics.fmean(best_int8):+.2f}, {len(best_int8)} of {len(rows[top])} seeds exported)"
             if best_int8
             else " (not exported yet)",
         ),
     ]
     return "\n".join(lines) + "\n"
+
+
+def best_student(rows: dict[Row, list[dict[str, Any]]]) -> Row:
+    """The student row with the best mean F1 over the seeds every finished student row shares.
+
+    A row with one seed so far is not ranked against another's three: a partial study would pick on
+    luck. Without a shared seed each row's own mean decides; with nothing finished, the text row.
+    """
+    students = [row for row in rows if row is not TEACHER_ROW and rows[row]]
+    common = set.intersection(*({r["seed"] for r in rows[row]} for row in students)) if students else set()
+    return max(
+        students,
+        key=lambda row: statistics.fmean(r["f1"] for r in rows[row] if r["seed"] in common or not common),
+        default=TEXT,
+    )
 
 
 def known(value: float, held: bool) -> bool | None:

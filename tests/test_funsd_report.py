@@ -135,3 +135,33 @@ def test_one_teacher_serves_every_seed_and_a_study_reports_in_parts(tmp_path: Pa
         for kind in labels
     }
     assert f"int8 of the best student ({labels[max(seed0, key=seed0.__getitem__)]})" in report
+
+
+def _record(seed: int, f1: float) -> dict:
+    """One finished run as `collect` reads it, with only what the report needs."""
+    return {
+        "seed": seed, "f1": f1, "precision": f1, "recall": f1, "word_accuracy": f1, "params": 1_000_000,
+        "train_seconds": 100.0, "teacher_cache_seconds": 10.0, "wall_seconds": 100.0,
+        "run": f"seed{seed}/{f1}", "per_type": {"QUESTION": {"f1": f1}},
+    }  # fmt: skip
+
+
+def test_a_partial_study_ranks_students_on_shared_seeds_and_pairs_the_gap_by_seed() -> None:
+    from distill.funsd_report import LAYOUT, TEACHER_ROW, TEXT, best_student, build_parser, render, study_rows
+
+    args = build_parser().parse_args(
+        ["--teacher", "t", "--teacher-as-is", "--teacher-seed", "0", "--student", "s", "--partial"]
+    )
+    args.train_options = []
+    rows = {row: [] for row in study_rows(args)}
+    text_kd, layout_kd = (row for row in rows if row.distilled)
+    rows[TEACHER_ROW] = [_record(s, 0.60) for s in (0, 1, 2)]  # one shared teacher, a record per seed
+    rows[TEXT] = [_record(0, 0.50), _record(1, 0.52)]  # seed 2 not finished: behind the teacher
+    rows[text_kd] = [_record(0, 0.55)]
+    rows[LAYOUT] = [_record(0, 0.53), _record(1, 0.60), _record(2, 0.60)]  # best on its own three seeds
+    rows[layout_kd] = [_record(0, 0.56)]  # best on seed 0, the one every student row has
+    assert best_student(rows) is layout_kd
+    report = render(rows, args, "python -m distill.funsd_report ...")
+    assert f"int8 of the best student ({layout_kd.label})" in report
+    # Text KD has seed 0 only: +5 there, over a gap of 10 on that same seed (not the 9-point mean).
+    assert "the best text-only method (student, text only + vanilla KD) recovers: 50 %" in report
