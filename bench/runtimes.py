@@ -1,7 +1,7 @@
 """The runtimes and precisions a model is timed in, and how each becomes a prediction backend.
 
 Every row goes through the project's one prediction API (`distill.predict.Backend`): PyTorch
-through `TorchBackend`, ONNX Runtime through `export.runtime.OrtBackend`, so what is timed is
+through `TorchBackend`, ONNX Runtime through `distill.predict.OrtBackend`, so what is timed is
 what users call.
 """
 
@@ -112,7 +112,7 @@ class CudaOrtBackend:
     def __init__(self, path: Path, threads: int) -> None:
         import onnxruntime as ort
 
-        from export.runtime import _ORT_DTYPES
+        from distill.predict.onnx_runtime import _ORT_DTYPES
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -173,7 +173,7 @@ def onnx_backend(
 ) -> Backend:
     """The ONNX model in this runtime. CUDA rows: through I/O binding, and refused (Unavailable)
     when onnxruntime fell back to the CPU, for the provider or, on `probe`, for compute nodes."""
-    from export.runtime import OrtBackend
+    from distill.predict import OrtBackend
 
     if not runtime.is_cuda:
         return OrtBackend(path, providers=["CPUExecutionProvider"], intra_op_threads=threads)

@@ -23,7 +23,7 @@ from distill import atomic
 from distill.errors import DistillError
 from distill.labels import LabelSet, check_model_labels
 from distill.models import config_labels, load_bundle
-from distill.predict import TorchBackend, select_inputs
+from distill.predict import OrtBackend, TorchBackend, cpu_providers, cuda_usable, select_inputs
 from export import validate
 from export.convert import MODEL_FILE, copy_preprocessing_files, describe, export_fp32
 from export.fp16 import to_fp16
@@ -31,7 +31,6 @@ from export.isa import describe as describe_isa
 from export.isa import this_cpu
 from export.optimize import optimize
 from export.quantize import ATTEMPTS, AttemptResult, choose, quantize, skip_reason
-from export.runtime import OrtBackend, cpu_providers, cuda_usable
 from export.timing import LATENCY_TIE, ROUNDS, interleaved, margin
 
 VARIANTS = ("fp32", "fp32-optimized", "int8", "fp16")

@@ -18,13 +18,12 @@ import torch
 
 from distill.config import TrainConfig
 from distill.models import load_bundle, tiny_student, tiny_teacher, with_layout
-from distill.predict import Predictor, TorchBackend
+from distill.predict import OrtBackend, Predictor, TorchBackend, onnx_predictor
 from distill.run_dir import load_run_data
 from distill.schema import FUNSD_LABELS
 from distill.windows import pad_batch
 from export import onnx as export_cli
 from export.pipeline import VARIANTS
-from export.runtime import OrtBackend, onnx_predictor
 
 FAST = ["--latency-repeats", "2", "--parity-windows", "16", "--calibration-windows", "8"]
 

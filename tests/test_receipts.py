@@ -8,7 +8,7 @@ from pathlib import Path
 
 from distill.data import load_source
 from distill.data.receipts import RECEIPT_LABELS
-from export.runtime import onnx_predictor
+from distill.predict import onnx_predictor
 from tests.conftest import run_cli
 
 

@@ -69,7 +69,7 @@ def test_roberta_student_trains_saves_exports_and_predicts(roberta_dir: Path, tm
     manifest = json.loads((run / "onnx" / "manifest.json").read_text())
     assert "student" in json.dumps(manifest) and (run / "onnx" / "student" / "fp32" / "model.onnx").is_file()
 
-    from export.runtime import onnx_predictor
+    from distill.predict import onnx_predictor
 
     words = ["Date:", "12/03/1998", "Name", "Reynolds", "Tobacco"]
     torch_labels = [p.label for p in Predictor.from_dir(run / "student", 128, 32).predict(words)]

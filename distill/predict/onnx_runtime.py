@@ -1,4 +1,8 @@
-"""ONNX Runtime as a prediction backend: the same `predict_word_logits` runs PyTorch or ONNX models."""
+"""ONNX Runtime as a prediction backend: the same `predict_word_logits` runs PyTorch or ONNX models.
+
+It lives in `distill` (not `export`) so that `python -m distill.predict` can serve exported variants
+while the arrows still run one way: bench -> export -> distill.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import numpy as np
 import onnxruntime as ort
 
 from distill.errors import DistillError
-from distill.predict import Predictor, select_inputs
+from distill.predict.predictor import Predictor, id2label_list, select_inputs
 from distill.windows import WindowEncoder
 
 # ONNX element types -> the numpy dtype a feed must have (windows come as int64 / float32).
@@ -106,8 +110,6 @@ def onnx_predictor(
         model_type, tokenizer, image_processor, max_length=max_length, stride=stride
     )
     from transformers import AutoConfig
-
-    from distill.predict import id2label_list
 
     labels = id2label_list(AutoConfig.from_pretrained(variant_dir))  # the exported model's own tags
     return Predictor(encoder, backend, labels, batch_size=batch_size)

@@ -1,0 +1,40 @@
+"""One prediction API for every model and variant (see predictor.py); `python -m distill.predict` runs it.
+
+- `predictor`: windows -> backend -> merged word logits, labels and entities (`Predictor`);
+- `onnx_runtime`: the ONNX Runtime backend (`OrtBackend`, `onnx_predictor`);
+- `loading`: `load_predictor(path)`, whatever kind of model directory `path` is.
+"""
+
+from distill.predict.loading import load_predictor, model_kind
+from distill.predict.onnx_runtime import OrtBackend, cpu_providers, cuda_usable, onnx_predictor
+from distill.predict.predictor import (
+    MODEL_INPUTS,
+    Backend,
+    FormPrediction,
+    Predictor,
+    TorchBackend,
+    WordPrediction,
+    id2label_list,
+    model_input_names,
+    predict_word_logits,
+    select_inputs,
+)
+
+__all__ = [
+    "MODEL_INPUTS",
+    "Backend",
+    "FormPrediction",
+    "OrtBackend",
+    "Predictor",
+    "TorchBackend",
+    "WordPrediction",
+    "cpu_providers",
+    "cuda_usable",
+    "id2label_list",
+    "load_predictor",
+    "model_kind",
+    "model_input_names",
+    "onnx_predictor",
+    "predict_word_logits",
+    "select_inputs",
+]
