@@ -14,8 +14,10 @@ from safetensors.torch import load_file
 from distill.config import PRESETS, TrainConfig
 from distill.distillation import PROJECTION, DistillationTrainer, distillation_loss, feature_loss
 from distill.fit import ELAPSED, fit, last_complete_checkpoint
+from distill.loss_terms import declared_terms
 from distill.models import build_student
-from distill.pipeline import encode_split, run_training
+from distill.pipeline import run_training
+from distill.stages.common import encode_split
 from distill.run_dir import load_run_data
 from distill.schema import FUNSD_LABELS, LABELS
 from distill.teacher_targets import CACHE_DIR, cache_key, cached_targets
@@ -115,7 +117,7 @@ def test_feature_term_is_off_at_weight_zero_and_reaches_the_projection_otherwise
         trainer = DistillationTrainer(
             model=model,
             args=TrainingArguments(output_dir=args_dir, use_cpu=True, report_to=[]),
-            feature_weight=weight,
+            terms=declared_terms(TrainConfig(feature_weight=weight)),
         )
         return trainer.compute_loss(model, {**inputs, **{k: v.clone() for k, v in batch.items()}})
 
@@ -215,11 +217,11 @@ def test_train_seconds_add_up_over_resumed_segments(tmp_path: Path) -> None:
     bundle = build_student("tiny", words, FUNSD_LABELS)
     windows = encode_split(bundle.encoder(config.max_length, config.stride), data["train"])
     run = tmp_path / "run"
-    fit(bundle, windows, config, run, "student", 1e-3, 1.0, False)
+    fit(bundle, windows, config, run, "student", 1e-3, 1.0)
     checkpoint = last_complete_checkpoint(run / "checkpoints" / "student")
     assert checkpoint is not None and (checkpoint / ELAPSED).is_file()
     # Pretend the first segment took 1000 s: the resumed segment must add to it, not replace it.
     (checkpoint / ELAPSED).write_text(json.dumps({"train_seconds": 1000.0}))
-    result = fit(bundle, windows, config.updated({"max_steps": 4}), run, "student", 1e-3, 1.0, False)
+    result = fit(bundle, windows, config.updated({"max_steps": 4}), run, "student", 1e-3, 1.0)
     assert result.resumed_from and result.steps == 4
     assert 1000.0 < result.train_seconds < 1000.0 + 600

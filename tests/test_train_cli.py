@@ -187,7 +187,7 @@ def test_an_ensemble_of_teachers_with_different_tokenisers_distils_one_student(
     from distill.config import TrainConfig
     from distill.data import load_source
     from distill.models import load_bundle
-    from distill.pipeline import ensemble_word_logits
+    from distill.stages.common import ensemble_word_logits
 
     members = [str(quickstart_run / "teacher"), str(quickstart_run / "student")]  # BPE and WordPiece
     args = [*SMALL, "--stage", "student", "--teacher-dir", ",".join(members), "--no-baseline"]
