@@ -127,11 +127,17 @@ class WindowEncoder:
         """Sub-token ids of each word, without special tokens; never empty, never over capacity."""
         if not words:
             return []
+        # verbose=False: the tokenizer sees the whole form, longer than the model takes, and would warn
+        # ("Token indices sequence length is longer than the specified maximum"); the windows cut it.
         if self._wants_boxes_in_call:
             boxes = boxes if boxes is not None else [[0, 0, 0, 0]] * len(words)
-            enc = self.tokenizer(list(words), boxes=[list(b) for b in boxes], add_special_tokens=False)
+            enc = self.tokenizer(
+                list(words), boxes=[list(b) for b in boxes], add_special_tokens=False, verbose=False
+            )
         else:
-            enc = self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False)
+            enc = self.tokenizer(
+                list(words), is_split_into_words=True, add_special_tokens=False, verbose=False
+            )
         per_word: list[list[int]] = [[] for _ in words]
         for token_id, word in zip(enc["input_ids"], enc.word_ids(), strict=True):
             if word is not None:

@@ -17,9 +17,9 @@ from distill.fit import ELAPSED, fit, last_complete_checkpoint
 from distill.loss_terms import declared_terms
 from distill.models import build_student
 from distill.pipeline import run_training
-from distill.stages.common import encode_split
 from distill.run_dir import load_run_data
 from distill.schema import FUNSD_LABELS, LABELS
+from distill.stages.common import encode_split
 from distill.teacher_targets import CACHE_DIR, cache_key, cached_targets
 from distill.transfer_set import segments, transfer_set
 
