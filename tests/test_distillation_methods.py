@@ -92,6 +92,24 @@ def test_cache_key_follows_the_teacher_and_the_forms(text_teacher_run: Path, tmp
     assert cache_key([load_bundle(copy)], train, 128, 32, False) != cache_key([bundle], train, 128, 32, False)
 
 
+def test_cache_key_follows_the_boxes_and_the_page_images(tmp_path: Path) -> None:
+    """A layout teacher's targets change with the boxes and the page: so must the key."""
+    from PIL import Image
+
+    config = small_config(tmp_path)
+    train = load_run_data(config)["train"]
+    bundle = build_student("tiny", ["a", "b"], FUNSD_LABELS)
+    key = cache_key([bundle], train, 128, 32, False)
+    assert cache_key([bundle], train, 128, 32, False) == key, "the same forms: the same key"
+    shifted = train.map(lambda form: {"bboxes": [[min(1000, v + 300) for v in b] for b in form["bboxes"]]})
+    assert shifted["tokens"] == train["tokens"] and shifted["bboxes"] != train["bboxes"]
+    assert cache_key([bundle], shifted, 128, 32, False) != key, "boxes moved: other targets"
+    blank = Image.new("RGB", (100, 100), "white")
+    repainted = train.map(lambda form, i: {"image": blank if i == 0 else form["image"]}, with_indices=True)
+    assert repainted["bboxes"] == train["bboxes"]
+    assert cache_key([bundle], repainted, 128, 32, False) != key, "another page image: other targets"
+
+
 def tiny_batch(num_labels: int = 7, hidden: int = 16) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     labels = torch.randint(0, num_labels, (2, 6), generator=generator)
