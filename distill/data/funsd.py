@@ -125,7 +125,8 @@ def normalize_box(box: list[float], size: tuple[int, int]) -> Box:
     """Pixels -> 0..1000 (truncated like the hub's builder), clamped so a box past the edge stays valid."""
     width, height = size
     scaled = [1000 * box[0] / width, 1000 * box[1] / height, 1000 * box[2] / width, 1000 * box[3] / height]
-    return [min(1000, max(0, int(v))) for v in scaled]
+    # Clamped before int(): the same truncation, and a page size near zero cannot overflow it.
+    return [int(min(1000.0, max(0.0, v))) for v in scaled]
 
 
 def enclosing_box(boxes: list[list[float]]) -> list[float]:
@@ -184,12 +185,22 @@ def _segment_words(segment: dict[str, Any], ann_file: Path, where: str) -> list[
     return result
 
 
+# No page is a billion pixels wide: a coordinate beyond it is a broken annotation (1e308 overflowed
+# the 0..1000 scaling into infinity).
+MAX_COORDINATE = 1e9
+
+
 def _check_box(box: Any, ann_file: Path, where: str) -> list[float]:
     def is_number(v: Any) -> bool:
         return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
     if not (isinstance(box, list) and len(box) == 4 and all(is_number(v) for v in box)):
         raise DistillError(f"{where} must be four numbers [x0, y0, x1, y1], got {box!r}", ann_file)
+    if any(abs(v) > MAX_COORDINATE for v in box):
+        raise DistillError(
+            f"{where} has a coordinate beyond any page (more than {MAX_COORDINATE:.0e} pixels): {box!r}",
+            ann_file,
+        )
     return box
 
 
