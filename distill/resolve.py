@@ -31,6 +31,7 @@ from distill.data import source_kind
 from distill.errors import DistillError
 from distill.labels import LabelSet, check_model_labels
 from distill.loss_terms import LossTerm, declared_terms, describe, distils
+from distill.machine import is_main_process
 from distill.models import Bundle, load_bundle
 from distill.preflight import check_settings
 from distill.run_dir import CONFIG, TEACHER, load_run_data_noted, new_run_dir, read_config, run_labels
@@ -280,8 +281,9 @@ def resolve_run(options: Options | TrainConfig) -> ResolvedRun:
     config = config.updated({"labels": labels.option()})  # later stages and reruns read this set
     terms = declared_terms(config)
     teachers = resolve_teachers(config, run, labels, distils(terms))
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr, flush=True)
+    if is_main_process():  # what the run will do differently from what was asked, and why
+        for note in [*notes, *data_notes]:
+            print(f"note: {note}", file=sys.stderr, flush=True)
     return ResolvedRun(config, run, recorded is not None, data, labels, tuple(data_notes), teachers, terms)
 
 
