@@ -176,11 +176,76 @@ def test_feature_distillation_changes_the_student_and_is_not_saved_with_it(
     assert (
         metrics["models"]["student"]["distilled"] and not metrics["models"]["student-baseline"]["distilled"]
     )
+    # Issue 20, defect 5: training.md called this "plain fine-tuning" and dropped the comparison.
+    report = (tmp_path / "reports" / "training.md").read_text()
+    assert "plain fine-tuning" not in report
+    assert "Same budget, same initialisation: distilled F1" in report
+    assert "1 · cosine distance of the projected student word vectors to the teacher's" in report
+    assert [t["term"] for t in metrics["distillation"]["terms"]] == ["hard_labels", "word_vectors"]
 
 
-def test_feature_weight_zero_and_alpha_zero_is_plain_fine_tuning(tmp_path: Path) -> None:
-    config = small_config(tmp_path, stage="student", alpha=0.0, feature_weight=0.0)
-    assert not config.distills
+def test_feature_weight_zero_and_alpha_zero_is_plain_fine_tuning(
+    text_teacher_run: Path, tmp_path: Path
+) -> None:
+    """No term reads the teacher: no teacher is needed, loaded, scored or run, and the student is
+    exactly the baseline a distilled run trains beside its student (same seed, data, steps)."""
+    distilled = small_config(
+        tmp_path, stage="student", teacher_dir=str(text_teacher_run / "teacher"), max_steps=4,
+        output_dir=str(tmp_path / "kd"),
+    )  # fmt: skip
+    run_training(distilled)
+    # The tiny WordPiece trainer is not deterministic: the plain run gets the same tokenizers.
+    import shutil
+
+    shutil.copytree(tmp_path / "kd" / "tokenizers", tmp_path / "plain" / "tokenizers")
+    plain = distilled.updated(
+        {"teacher_dir": "", "alpha": 0.0, "feature_weight": 0.0, "output_dir": str(tmp_path / "plain")}
+    )
+    run_training(plain)
+    metrics = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"student"}, "no teacher, and no baseline: the student is one"
+    assert metrics["models"]["student"]["distilled"] is False and not metrics["distillation"]["distilled"]
+    assert metrics["distillation"]["terms"] == [{"term": "hard_labels", "weight": 1.0}]
+    assert not (tmp_path / "plain" / CACHE_DIR).exists(), "the teacher never ran"
+    student = load_file(tmp_path / "plain" / "student" / "model.safetensors")
+    baseline = load_file(tmp_path / "kd" / "student-baseline" / "model.safetensors")
+    kd = load_file(tmp_path / "kd" / "student" / "model.safetensors")
+    assert student.keys() == baseline.keys()
+    for key, value in baseline.items():
+        torch.testing.assert_close(student[key], value, rtol=0, atol=1e-6, msg=key)
+    assert any(not torch.equal(kd[k], baseline[k]) for k in kd), "distillation itself changes the student"
+    assert "plain fine-tuning" in (tmp_path / "reports" / "training.md").read_text()
+
+
+def test_a_collapsed_teacher_is_refused_unless_asked_for(text_teacher_run: Path, tmp_path: Path) -> None:
+    """Issue 20, defect 15: a teacher answering one label everywhere was distilled from without a word."""
+    from distill.errors import DistillError
+    from distill.models import load_bundle
+
+    collapsed = load_bundle(text_teacher_run / "teacher")
+    with torch.no_grad():  # every word gets I-ANSWER, whatever it is
+        collapsed.model.classifier.weight.zero_()
+        collapsed.model.classifier.bias.copy_(torch.nn.functional.one_hot(torch.tensor(6), 7) * 10.0)
+    collapsed.save(tmp_path / "collapsed")
+    config = small_config(
+        tmp_path, stage="student", teacher_dir=str(tmp_path / "collapsed"), max_steps=2,
+        output_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    with pytest.raises(
+        DistillError, match=r"predicts I-ANSWER for 100\.0% of the training words .* collapsed"
+    ):
+        run_training(config)
+    assert not (tmp_path / "run" / "student").exists(), "no student learnt the collapse"
+    assert (
+        "**The teacher has collapsed**: it predicts I-ANSWER for 100.0%"
+        in (tmp_path / "reports" / "training.md").read_text()
+    )
+    run_training(config.updated({"distil_collapsed_teacher": True}))  # the same run, now asked for
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (
+        metrics["teacher_collapse"]["label"] == "I-ANSWER" and metrics["teacher_collapse"]["distilled_anyway"]
+    )
+    assert metrics["models"]["student"]["distilled"] is True
 
 
 def test_segments_keep_entities_whole() -> None:
@@ -228,7 +293,9 @@ def test_transfer_set_trains_the_distilled_student_at_the_baselines_step_count(
     assert abs(steps["student"] - steps["student-baseline"]) <= 1, steps
 
 
-def test_train_seconds_add_up_over_resumed_segments(tmp_path: Path) -> None:
+def test_train_seconds_add_up_over_resumed_segments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = small_config(tmp_path, max_steps=2, save_steps=1, output_dir=str(tmp_path / "run"))
     data = load_run_data(config)
     words = [w for form in data["train"]["tokens"] for w in form]
@@ -240,6 +307,9 @@ def test_train_seconds_add_up_over_resumed_segments(tmp_path: Path) -> None:
     assert checkpoint is not None and (checkpoint / ELAPSED).is_file()
     # Pretend the first segment took 1000 s: the resumed segment must add to it, not replace it.
     (checkpoint / ELAPSED).write_text(json.dumps({"train_seconds": 1000.0}))
+    capsys.readouterr()
     result = fit(bundle, windows, config.updated({"max_steps": 4}), run, "student", 1e-3, 1.0)
     assert result.resumed_from and result.steps == 4
+    # Issue 20, defect 16: the console said nothing; only metrics.json recorded resumed_from.
+    assert f"student: resuming from {checkpoint} (step 2)" in capsys.readouterr().err
     assert 1000.0 < result.train_seconds < 1000.0 + 600
