@@ -23,6 +23,7 @@ from typing import Any
 from bench.runtimes import BASELINE_RUNTIME, BY_NAME, GPU_BASELINE_RUNTIME, REFERENCE, RUNTIMES
 from bench.timing import P95_MIN_ROUNDS
 from distill import atomic
+from distill.commands import portable_command
 from distill.report import per_type_table
 
 MARKDOWN = "benchmark.md"
@@ -356,6 +357,7 @@ def headline(rows: list[dict[str, Any]], notes: dict[str, Any] | None = None) ->
 
 def header_lines(summary: dict[str, Any]) -> list[str]:
     machine, run = summary["machine"], summary["run"]
+    run_dir = portable_command([run["path"]], {"RUN": run["path"]})  # relative, or RUN: no writer's path
     versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items())
     lines = [f"# Benchmark: {run['name']}", ""]
     if run.get("timing_only"):
@@ -368,7 +370,8 @@ def header_lines(summary: dict[str, Any]) -> list[str]:
         f"ISA {' '.join(machine['isa']) or 'unknown'}; GPU: {machine['gpu']}; {machine['os']}",
         f"- **Threads**: {machine['threads']} (PyTorch intra-op and ONNX Runtime intra-op)",
         f"- **Versions**: Python {machine['python']}, {versions}",
-        f"- **Written by**: `pytest bench --benchmark-only --run-dir {run['path']}` (after `python -m export.onnx` on that run)",
+        f"- **Written by**: `pytest bench --benchmark-only --run-dir {run_dir}` (after `python -m export.onnx` on that "
+        f"run{'; RUN: the run directory below' if run_dir == 'RUN' else ''})",
         f"- **Run**: `{run['path']}`; data: {run['data']}"
         + (f", {_forms(run)}" if run.get("test_forms") else "")
         + f", windows of {run['max_length']} tokens (stride {run['stride']})",

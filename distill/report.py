@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from distill import atomic
+from distill.commands import portable_command
 from distill.machine import machine_summary
 
 TRAINING_REPORT = "training.md"
@@ -50,12 +51,13 @@ def per_type_table(models: dict[str, dict], labels: list[str] | None = None) -> 
 
 def render_training_report(metrics: dict[str, Any], run: Path) -> str:
     models: dict[str, dict] = metrics.get("models", {})
+    where = portable_command([str(run)], {"RUN": run})  # relative, or RUN (the run above): no writer's path
     lines = [
         "# Training report",
         "",
         f"Run `{run}` on {machine_summary()}. Written by `python -m distill.train`; the run's "
-        f"config.toml holds every option: `python -m distill.train --config {run}/config.toml "
-        f"--output-dir NEW_DIR` repeats it.",
+        f"config.toml holds every option: `python -m distill.train --config {where}/config.toml "
+        f"--output-dir NEW_DIR` repeats it{' (RUN: that run directory)' if where == 'RUN' else ''}.",
         f"Data: `{metrics.get('data')}` — {metrics.get('train_forms')} training forms, "
         f"{metrics.get('test_forms')} test forms ({metrics.get('test_words')} words); seed {metrics.get('seed')}; "
         f"windows of {metrics['encoding']['max_length']} sub-tokens, stride {metrics['encoding']['stride']}.",
