@@ -12,12 +12,15 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from distill.config import PRESETS, TrainConfig
 from distill.console import quiet_library_noise, training_summary
 from distill.errors import DistillError
 from distill.machine import is_main_process
-from distill.resolve import Options, layered_options
+
+if TYPE_CHECKING:
+    from distill.resolve import Options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     """The command line's options, layered (defaults < preset < config file < flags) by resolve.py."""
+    from distill.resolve import layered_options  # after --help: it loads the data and model layers
+
     given = vars(build_parser().parse_args(argv))
     return layered_options(given, preset=given.pop("preset", None), config_file=given.pop("config", None))
 
