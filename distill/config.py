@@ -178,11 +178,6 @@ class TrainConfig:
         },
     )
 
-    @property
-    def distills(self) -> bool:
-        """Whether the student learns from the teacher at all (soft targets or word vectors)."""
-        return self.alpha > 0 or self.feature_weight > 0
-
     def to_toml(self) -> str:
         return tomli_w.dumps(dataclasses.asdict(self))
 

@@ -130,17 +130,22 @@ class TermInputs:
 
     logits: torch.Tensor
     labels: torch.Tensor
-    targets: torch.Tensor  # teacher_logits: the teacher's logits, then its word vector, per position
+    targets: torch.Tensor | None  # teacher_logits: the teacher's logits, then its word vector, per position
     hidden_states: tuple[torch.Tensor, ...] | None
     projection: torch.nn.Module | None
 
     @property
     def teacher_logits(self) -> torch.Tensor:
-        return self.targets[..., : self.logits.shape[-1]]
+        return self._targets()[..., : self.logits.shape[-1]]
 
     @property
     def teacher_vectors(self) -> torch.Tensor:
-        return self.targets[..., self.logits.shape[-1] :]
+        return self._targets()[..., self.logits.shape[-1] :]
+
+    def _targets(self) -> torch.Tensor:
+        if self.targets is None:
+            raise ValueError("this loss term reads the teacher, but the batch carries no teacher targets")
+        return self.targets
 
 
 def hard_label_term(inputs: TermInputs, settings: Mapping[str, Any]) -> torch.Tensor:
@@ -183,7 +188,7 @@ class DistillationTrainer(Trainer):
         num_items_in_batch: Any = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         labels = inputs.pop("labels")
-        targets = inputs.pop("teacher_logits")
+        targets = inputs.pop("teacher_logits", None)  # only terms that read the teacher need them
         outputs = model(**inputs, output_hidden_states=self.hidden)
         # Through the (possibly DDP-wrapped) model, so the projection's gradient is reduced too.
         projection = getattr(self.accelerator.unwrap_model(model), PROJECTION, None)

@@ -22,7 +22,7 @@ from distill.distillation import (
     attach_projection,
 )
 from distill.errors import DistillError
-from distill.loss_terms import PLAIN, LossTerm, describe, distils
+from distill.loss_terms import PLAIN, LossTerm, describe, distils, is_plain
 from distill.machine import is_main_process
 from distill.models import BOX_TABLES, Bundle
 from distill.predict import model_input_names
@@ -197,9 +197,9 @@ def fit(
 ) -> FitResult:
     """Train `bundle.model` in place on `windows`; resume from this run's last checkpoint if any.
 
-    `terms` is the declared loss (loss_terms.py). When one of them reads the teacher, the windows
-    carry `teacher_logits` and the DistillationTrainer sums the terms; otherwise the model's own
-    cross-entropy trains it (plain fine-tuning, what a user does without us). A term with a
+    `terms` is the declared loss (loss_terms.py): the DistillationTrainer sums them, and when one of
+    them reads the teacher the windows carry `teacher_logits`. Cross-entropy alone (PLAIN) is the
+    plain Trainer with the model's own loss (fine-tuning, what a user does without us). A term with a
     projection (feature distillation) attaches one to the model while it trains; the caller
     removes it (detach_projection) before saving.
     `box_lr` > 0 trains box embeddings this project added (`bundle.fresh_boxes`) at that rate.
@@ -222,13 +222,13 @@ def fit(
         ),
     )
     trainer: Trainer
-    if teacher:
+    if is_plain(terms):  # the model's own cross-entropy: the Trainer as users know it
+        trainer = Trainer(**common)
+    else:
         if any(t.kind.projection for t in terms if t.weight):
             teacher_width = windows[0]["teacher_logits"].shape[1] - bundle.model.config.num_labels
             attach_projection(bundle.model, teacher_width)
         trainer = DistillationTrainer(**common, terms=terms)
-    else:
-        trainer = Trainer(**common)
     if box_lr > 0 and bundle.fresh_boxes:
         trainer.optimizer = optimizer_with_box_lr(trainer, box_lr)
     resume = last_complete_checkpoint(checkpoints) if config.resume else None

@@ -83,6 +83,11 @@ def declared_terms(options: Any) -> tuple[LossTerm, ...]:
 PLAIN = (LossTerm("hard_labels", 1.0),)  # what the baseline student (and a user without us) trains on
 
 
+def is_plain(terms: Sequence[LossTerm]) -> bool:
+    """Cross-entropy with the labels and nothing else: the model's own loss."""
+    return [(t.name, t.weight) for t in terms if t.weight] == [("hard_labels", 1.0)]
+
+
 def distils(terms: Sequence[LossTerm]) -> bool:
     """Whether a student trained on these terms learns from the teacher at all."""
     return any(t.kind.reads_teacher for t in terms)

@@ -30,7 +30,7 @@ from distill.config import NOT_RUN_DEFINING, PRESETS, TrainConfig, read_values
 from distill.data import source_kind
 from distill.errors import DistillError
 from distill.labels import LabelSet, check_model_labels
-from distill.loss_terms import LossTerm, declared_terms, describe, distils
+from distill.loss_terms import PLAIN, LossTerm, declared_terms, describe, distils
 from distill.machine import is_main_process
 from distill.models import Bundle, load_bundle
 from distill.preflight import check_settings
@@ -244,6 +244,7 @@ class ResolvedRun:
     data_notes: tuple[str, ...]  # what the report says about the data
     teachers: Teachers
     terms: tuple[LossTerm, ...]  # the distilled student's loss (loss_terms.py)
+    teacher_terms: tuple[LossTerm, ...] = PLAIN  # the teacher's fine-tuning loss
 
     @property
     def train(self) -> datasets.Dataset:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from transformers import set_seed
 
-from distill.loss_terms import PLAIN
 from distill.machine import is_main_process
 from distill.models import Bundle, build_teacher
 from distill.resolve import ResolvedRun
@@ -55,7 +54,7 @@ def train_teacher(run: ResolvedRun, metrics: RunMetrics) -> Bundle:
         teacher.encoder(config.max_length, config.stride), run.train, desc="encoding (teacher)"
     )
     epochs = config.teacher_epochs or config.epochs
-    result = train_and_save(run, TEACHER, teacher, windows, config.teacher_lr, epochs, PLAIN)
+    result = train_and_save(run, TEACHER, teacher, windows, config.teacher_lr, epochs, run.teacher_terms)
     if is_main_process():
         logits = word_logits(teacher, run.test, config, "scoring teacher")
         metrics.models[TEACHER] = model_record(
