@@ -62,6 +62,10 @@ def test_quickstart_writes_the_whole_run_directory(quickstart_run: Path) -> None
     assert metrics["models"]["student"]["f1"] > 0.5, "the distilled student learns them too"
     assert metrics["test_words"] > 0
     assert {"seed", "data", "versions", "teacher_cache_seconds", "distillation"} <= set(metrics)
+    terms = [(t["term"], t["weight"]) for t in metrics["distillation"]["terms"]]
+    assert terms == [("hard_labels", 0.5), ("soft_targets", 0.5)], "each loss term with its weight"
+    loss_line = (run / "config.toml").read_text().splitlines()[0]
+    assert loss_line.startswith("# distilled student's loss = 0.5 · CE(labels) + 0.5 · T²·KL"), loss_line
     assert not (run / "checkpoints").exists(), "checkpoints go once the models are saved"
     assert_students_share_one_vocabulary(run)
     assert not [p for p in run.rglob(".*")], "no temporary files left behind"
