@@ -5,8 +5,10 @@ Each word's true box is the box of its own ink, found from its pixels, not from 
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -71,3 +73,19 @@ def inside(box: tuple[int, ...], outer: tuple[int, ...], slack: int) -> bool:
         and box[2] <= outer[2] + slack
         and box[3] <= outer[3] + slack
     )
+
+
+def annotated_form(folder: Path, seed: int = 0, name: str = "form", size: int = 28) -> Path:
+    """A FUNSD-layout form (annotations/NAME.json + images/NAME.png): each rendered line a segment."""
+    image, truth = render_page(random_lines(seed, lines=5, words=3), size=size)
+    (folder / "annotations").mkdir(parents=True, exist_ok=True)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    image.save(folder / "images" / f"{name}.png")
+    labels = ["header", "question", "answer", "other"]
+    form = []
+    for line in sorted({t.line for t in truth}):
+        words = [{"text": t.text, "box": list(t.box)} for t in truth if t.line == line]
+        form.append({"id": line, "label": labels[line % 4], "words": words})
+    path = folder / "annotations" / f"{name}.json"
+    path.write_text(json.dumps({"form": form}))
+    return path

@@ -22,7 +22,7 @@ from distill.data.funsd import read_funsd_form
 from distill.predict import Predictor
 from tests.conftest import FUNSD, REPO, run_cli
 from tests.pdf_files import encrypted_pdf, images_pdf
-from tests.rendered_pages import random_lines, render_page
+from tests.rendered_pages import annotated_form, random_lines, render_page
 
 needs_tesseract = pytest.mark.skipif(
     shutil.which("tesseract") is None, reason="Tesseract not installed (apt-get install tesseract-ocr)"
@@ -32,22 +32,6 @@ FUNSD_DIR = Path(os.environ.get("DOCDISTILL_FUNSD", FUNSD))  # a worktree elsewh
 
 def records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def annotated_form(folder: Path, seed: int = 0, name: str = "form") -> Path:
-    """A FUNSD-layout form (annotations/NAME.json + images/NAME.png): each rendered line a segment."""
-    image, truth = render_page(random_lines(seed, lines=5, words=3), size=28)
-    (folder / "annotations").mkdir(parents=True, exist_ok=True)
-    (folder / "images").mkdir(parents=True, exist_ok=True)
-    image.save(folder / "images" / f"{name}.png")
-    labels = ["header", "question", "answer", "other"]
-    form = []
-    for line in sorted({t.line for t in truth}):
-        words = [{"text": t.text, "box": list(t.box)} for t in truth if t.line == line]
-        form.append({"id": line, "label": labels[line % 4], "words": words})
-    path = folder / "annotations" / f"{name}.json"
-    path.write_text(json.dumps({"form": form}))
-    return path
 
 
 def stderr_lines_naming(stderr: str, name: str) -> list[str]:

@@ -1,0 +1,271 @@
+"""`python -m distill.ocr_report MODEL...`: entity F1 from Tesseract's words on FUNSD's test scans.
+
+The number a user with scanned forms gets, beside the gold-words number papers quote. Tesseract
+reads every test image once (`--workers N` side by side); each MODEL (any model directory, exported
+variant or run directory, as `python -m distill.predict` takes) labels both the gold words and the
+OCR words, each in the box mode its run was trained with; the OCR words' tags are carried onto the
+gold words (distill/ocr_align.py) and both are scored by the same entity F1 (seqeval, words).
+Writes <report-dir>/ocr.md and ocr.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from distill import atomic
+from distill.console import quiet_library_noise
+from distill.errors import DistillError
+from distill.labels import tag_type
+from distill.metrics import score_tags
+from distill.ocr_align import WordAgreement, match_words, project_tags, word_agreement
+from distill.predict.ocr import OcrOptions, OcrWord, check_tesseract, ocr_words, single_threaded
+from distill.predict.pages import PageInput, PageJob, fill_from_ocr
+from distill.schema import LABELS
+
+REPORT = "ocr.md"
+RESULTS = "ocr.json"
+TEST_DIR = "testing_data"
+
+
+@dataclass
+class ScannedForm:
+    """A gold test form and what Tesseract read on its image."""
+
+    id: str
+    image: Path
+    words: list[str]  # gold
+    word_boxes: list[list[int]]  # gold, each word's own box (0..1000)
+    segment_boxes: list[list[int]]  # gold, each word's segment box (0..1000)
+    tags: list[str]  # gold
+    ocr: list[OcrWord]
+    size: tuple[int, int]
+    ocr_seconds: float
+
+
+def _ocr_file(args: tuple[Path, OcrOptions]) -> tuple[list[OcrWord], tuple[int, int], float]:
+    path, options = args
+    with Image.open(path) as image:
+        page = image.convert("RGB")
+    started = time.perf_counter()
+    words, _ = ocr_words(page, options)
+    return words, page.size, time.perf_counter() - started
+
+
+def read_forms(data: Path, options: OcrOptions, workers: int, limit: int | None) -> list[ScannedForm]:
+    """The test split's gold words (both box modes) and Tesseract's reading of each image."""
+    from distill.data.funsd import read_funsd_split
+
+    split = data / TEST_DIR
+    words, _ = read_funsd_split(split, word_boxes=True)
+    segments, _ = read_funsd_split(split, word_boxes=False)
+    words, segments = words[:limit], segments[:limit]
+    jobs = [(Path(f["image"]), options) for f in words]
+    if workers > 1:
+        context = multiprocessing.get_context(
+            "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        )
+        with context.Pool(workers, initializer=single_threaded) as pool:
+            read = list(tqdm(pool.imap(_ocr_file, jobs), total=len(jobs), desc="OCR", disable=None))
+    else:
+        read = [_ocr_file(job) for job in tqdm(jobs, desc="OCR", disable=None)]
+    return [
+        ScannedForm(
+            w["id"],
+            Path(w["image"]),
+            list(w["tokens"]),
+            w["bboxes"],
+            s["bboxes"],
+            [LABELS[t] for t in w["ner_tags"]],
+            ocr,
+            size,
+            seconds,
+        )
+        for w, s, (ocr, size, seconds) in zip(words, segments, read, strict=True)
+    ]
+
+
+def score_model(model: str, forms: list[ScannedForm]) -> dict[str, Any]:
+    """One model's F1 on the gold words and from the OCR words, and its time on the OCR pages."""
+    from distill.predict.loading import load_predictor, serving
+
+    served = serving(model)
+    predictor = load_predictor(served.path)
+    types = sorted({t for form in forms for tag in form.tags if (t := tag_type(tag))})
+    model_types = sorted({t for label in predictor.labels if (t := tag_type(label))})
+    if model_types != types:
+        raise DistillError(f"the model's entity types {model_types} are not the data's {types}", served.path)
+    images = predictor.encoder.image_processor is not None
+    boxes = "word_boxes" if served.word_boxes else "segment_boxes"
+
+    def image(form: ScannedForm) -> Any:
+        return Image.open(form.image).convert("RGB") if images else None
+
+    gold_pred = predictor.predict_many(
+        {"tokens": f.words, "bboxes": getattr(f, boxes), "image": image(f)} for f in forms
+    )
+    pages = []
+    for form in forms:
+        page = PageInput(PageJob(form.image, 1, "image"))
+        fill_from_ocr(page, form.ocr, form.size, served.word_boxes)
+        pages.append(page)
+    started = time.perf_counter()
+    ocr_pred = predictor.predict_many(
+        {"tokens": p.words, "bboxes": p.boxes, "image": image(f)} for p, f in zip(pages, forms, strict=True)
+    )
+    model_seconds = time.perf_counter() - started
+    projected = []
+    for form, page, predicted in zip(forms, pages, ocr_pred, strict=True):
+        matches = match_words(form.word_boxes, page.word_boxes)
+        projected.append(project_tags(matches, [w.label for w in predicted]))
+    gold = [f.tags for f in forms]
+    return {
+        "model": model,
+        "served": str(served.path),
+        "chosen": served.chosen,
+        "boxes": "word" if served.word_boxes else "segment",
+        "settings_from": served.settings_from,
+        "gold_words": score_tags(gold, [[w.label for w in p] for p in gold_pred], types),
+        "ocr": score_tags(gold, projected, types),
+        "model_seconds": model_seconds,
+    }
+
+
+def agreement(forms: list[ScannedForm]) -> WordAgreement:
+    total = WordAgreement(0, 0, 0, 0, 0)
+    for form in forms:
+        page = PageInput(PageJob(form.image, 1, "image"))
+        fill_from_ocr(page, form.ocr, form.size, True)
+        total = total + word_agreement(form.words, page.words, match_words(form.word_boxes, page.word_boxes))
+    return total
+
+
+def render(results: dict[str, Any]) -> str:
+    words = results["agreement"]
+    ocr_seconds = results["ocr_seconds"]
+    pages = results["forms"]
+    lines = [
+        "# OCR on FUNSD: entity F1 from Tesseract's words, against the gold words",
+        "",
+        f"Written by `{results['command']}`.",
+        f"Measured on {results['machine']}; Tesseract {results['tesseract']}, language {results['lang']}, "
+        f"confidence floor {results['min_conf']:g}; {results['versions']}.",
+        f"Data: the FUNSD test split at `{results['data']}`: {pages} forms, {words['gold']} gold words.",
+        "",
+        "## What Tesseract read",
+        "",
+        f"- Gold words covered by an OCR word (at least half of the smaller box): {words['matched']} of "
+        f"{words['gold']} ({words['matched'] / max(words['gold'], 1):.1%}); of those, reading the same text "
+        f"(case and edge punctuation aside): {words['same_text'] / max(words['matched'], 1):.1%}.",
+        f"- OCR words: {words['ocr']}, of which {words['unmatched_ocr']} were taken by no gold word "
+        "(noise, pieces of a split word, text the annotation leaves out).",
+        f"- OCR time: {ocr_seconds / max(pages, 1):.2f} s per page (one Tesseract process per page).",
+        "",
+        "## Entity F1: gold words, and from OCR",
+        "",
+        "| model | served | boxes | F1 gold words | F1 from OCR | Δ points | P / R from OCR | pages/s with OCR | OCR share |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in results["models"]:
+        gold, ocr = m["gold_words"], m["ocr"]
+        page_s = (ocr_seconds + m["model_seconds"]) / max(pages, 1)
+        lines.append(
+            f"| `{m['model']}` | {m['chosen']} | {m['boxes']} | {gold['f1'] * 100:.1f} | {ocr['f1'] * 100:.1f} | "
+            f"{(ocr['f1'] - gold['f1']) * 100:+.1f} | {ocr['precision'] * 100:.1f} / {ocr['recall'] * 100:.1f} | "
+            f"{1 / page_s:.2f} | {ocr_seconds / (ocr_seconds + m['model_seconds']):.0%} |"
+        )
+    lines += [
+        "",
+        "## How it is scored",
+        "",
+        "Both columns are entity F1 (seqeval, micro over HEADER / QUESTION / ANSWER) on the same gold words. "
+        "*Gold words*: the annotation's words and boxes go in, as in training. *From OCR*: Tesseract's words go in "
+        "instead, with the boxes the model was trained with (segments from Tesseract's block / paragraph / line "
+        "numbers, or each word's own box); each gold word then takes the tag of the OCR word covering most of it "
+        "(at least half of the smaller box), B-/I- redone along the gold words, and a gold word no OCR word covers "
+        "counts as O. So OCR's misses, splits and merges cost the model what they cost a user. Pages/s: OCR and the "
+        "model one after the other in one process (`python -m distill.predict` runs OCR in `--workers` processes "
+        "beside the model); the machine may have been busy, so the times are indicative: `pytest bench "
+        "--benchmark-only` times it properly (benchmark.md, *From the page image to entities*).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m distill.ocr_report",
+        description="Entity F1 from Tesseract's words on FUNSD's test scans, against the gold words.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "models", metavar="MODEL", nargs="+", help="model directories, variants or run directories"
+    )
+    parser.add_argument("--data", default="../shared/data/funsd", help="FUNSD release directory")
+    parser.add_argument("--report-dir", default="reports", help="where ocr.md and ocr.json go")
+    parser.add_argument("--lang", default="eng", help="Tesseract language")
+    parser.add_argument("--min-conf", type=float, default=0.0, help="drop OCR words below this confidence")
+    parser.add_argument("--workers", type=int, default=1, help="OCR processes side by side")
+    parser.add_argument("--forms", type=int, default=None, help="only the first N test forms (default: all)")
+    return parser
+
+
+def run(args: argparse.Namespace, command: str) -> Path:
+    from distill.machine import machine_summary, package_versions
+
+    tesseract = check_tesseract(args.lang)
+    for model in args.models:  # every MODEL is one before the OCR's minutes are spent
+        from distill.predict.loading import serving
+
+        serving(model)
+    options = OcrOptions(args.lang, args.min_conf)
+    forms = read_forms(Path(args.data), options, args.workers, args.forms)
+    models = [score_model(model, forms) for model in tqdm(args.models, desc="models", disable=None)]
+    versions = package_versions(("pytesseract", "torch", "transformers", "onnxruntime"))
+    results = {
+        "command": command,
+        "machine": machine_summary(),
+        "tesseract": tesseract,
+        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "lang": args.lang,
+        "min_conf": args.min_conf,
+        "data": args.data,
+        "forms": len(forms),
+        "agreement": vars(agreement(forms)),
+        "ocr_seconds": sum(f.ocr_seconds for f in forms),
+        "models": models,
+    }
+    report_dir = Path(args.report_dir)
+    atomic.write_json(report_dir / RESULTS, results)
+    return atomic.write_text(report_dir / REPORT, render(results))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    quiet_library_noise()
+    command = shlex.join(["python", "-m", "distill.ocr_report", *argv])
+    try:
+        path = run(args, command)
+    except DistillError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    results = json.loads((path.parent / RESULTS).read_text())
+    for m in results["models"]:
+        print(f"{m['model']}: F1 {m['gold_words']['f1']:.3f} on gold words, {m['ocr']['f1']:.3f} from OCR")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
