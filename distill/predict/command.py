@@ -60,8 +60,10 @@ def predict_files(options: PredictOptions, log: object = sys.stderr) -> Totals:
     with PageReader(read, options.workers if listing.needs_ocr else 1) as reader:
         predictor = load_predictor(served.path, max_length, stride, options.batch_size)
         reader.options = replace(read, want_image=predictor.encoder.image_processor is not None)
-        for line in describe(served, predictor, word_boxes, options, listing, engine):
+        plan = describe(served, predictor, word_boxes, options, listing, engine)
+        for line in plan:
             print(line, file=log, flush=True)
+        totals.settings = plan[1]
         clock = ModelClock()
         started = time.perf_counter()
         with json_lines(options.output) as write:

@@ -78,7 +78,7 @@ def serving(path: str | Path) -> Serving:
     if path.is_dir() and (path / RUN_CONFIG).is_file() and not (path / "config.json").is_file():
         found = recommended_cpu_variant(path)
         if found is not None:
-            path, chosen = found[0], f"the export's recommended CPU variant of the student ({found[1]})"
+            path, chosen = found[0], f"the export's recommended CPU variant of the student: {found[1]}"
         elif (path / "student").is_dir():
             path, chosen = path / "student", "the run's PyTorch student (no export recommends a variant)"
         else:

@@ -18,6 +18,7 @@ class Totals:
     read_seconds: float = 0.0  # decoding images, rendering PDF pages, parsing JSON
     model_seconds: float = 0.0
     wall_seconds: float = 0.0
+    settings: str = ""  # the model's windows and box mode, repeated at the end
 
     def add(self, result: LabelledPage) -> None:
         page = result.page
@@ -55,4 +56,4 @@ class Totals:
             lines.append(
                 f"no OCR (words from annotation JSON): model {self.model_seconds:.1f} s, reading {self.read_seconds:.1f} s"
             )
-        return lines
+        return lines + ([self.settings] if self.settings else [])
