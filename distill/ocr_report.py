@@ -160,7 +160,9 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"Written by `{results['command']}`.",
         f"Measured on {results['machine']}; Tesseract {results['tesseract']}, language {results['lang']}, "
-        f"confidence floor {results['min_conf']:g}; {results['versions']}.",
+        f"confidence floor {results['min_conf']:g}, images at {results.get('image_dpi') or 'the'} dpi "
+        f"{'given' if results.get('image_dpi') else 'Tesseract guesses'}, enlarged ×{results.get('ocr_scale', 1):g}; "
+        f"{results['versions']}.",
         f"Data: the FUNSD test split at `{results['data']}`: {pages} forms, {words['gold']} gold words.",
         "",
         "## What Tesseract read",
@@ -215,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--report-dir", default="reports", help="where ocr.md and ocr.json go")
     parser.add_argument("--lang", default="eng", help="Tesseract language")
     parser.add_argument("--min-conf", type=float, default=0.0, help="drop OCR words below this confidence")
+    parser.add_argument("--image-dpi", type=int, default=None, help="resolution of images that record none")
+    parser.add_argument("--ocr-scale", type=float, default=1.0, help="enlarge images this much before OCR")
     parser.add_argument("--workers", type=int, default=1, help="OCR processes side by side")
     parser.add_argument("--forms", type=int, default=None, help="only the first N test forms (default: all)")
     return parser
@@ -228,7 +232,7 @@ def run(args: argparse.Namespace, command: str) -> Path:
         from distill.predict.loading import serving
 
         serving(model)
-    options = OcrOptions(args.lang, args.min_conf)
+    options = OcrOptions(args.lang, args.min_conf, scale=args.ocr_scale, image_dpi=args.image_dpi)
     forms = read_forms(Path(args.data), options, args.workers, args.forms)
     models = [score_model(model, forms) for model in tqdm(args.models, desc="models", disable=None)]
     versions = package_versions(("pytesseract", "torch", "transformers", "onnxruntime"))
@@ -239,6 +243,8 @@ def run(args: argparse.Namespace, command: str) -> Path:
         "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
         "lang": args.lang,
         "min_conf": args.min_conf,
+        "image_dpi": args.image_dpi,
+        "ocr_scale": args.ocr_scale,
         "data": args.data,
         "forms": len(forms),
         "agreement": vars(agreement(forms)),

@@ -89,3 +89,11 @@ def annotated_form(folder: Path, seed: int = 0, name: str = "form", size: int = 
     path = folder / "annotations" / f"{name}.json"
     path.write_text(json.dumps({"form": form}))
     return path
+
+
+def fits(box: tuple[int, ...], outer: tuple[int, ...], slack: int, cover: float = 0.8) -> bool:
+    """`box` lies inside `outer` (grown by `slack`) and covers at least `cover` of its area: the word's box."""
+    width = min(box[2], outer[2]) - max(box[0], outer[0])
+    height = min(box[3], outer[3]) - max(box[1], outer[1])
+    area = (outer[2] - outer[0]) * (outer[3] - outer[1])
+    return inside(box, outer, slack) and width > 0 and height > 0 and width * height >= cover * area

@@ -10,7 +10,7 @@ import pytest
 from distill.errors import DistillError
 from distill.predict.ocr import OcrOptions, check_tesseract, ocr_words
 from distill.predict.pages import PageInput, PageJob, ReadOptions, fill_from_ocr, read_page
-from tests.rendered_pages import inside, random_lines, render_page
+from tests.rendered_pages import fits, inside, random_lines, render_page
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tesseract") is None, reason="Tesseract not installed (apt-get install tesseract-ocr)"
@@ -22,7 +22,7 @@ SLACK = 2  # pixels: Tesseract's box may reach a pixel past the anti-aliased ink
 def test_rendered_words_come_back_inside_their_true_boxes(seed: int) -> None:
     image, truth = render_page(random_lines(seed))
     found, _ = ocr_words(image, OcrOptions())
-    hits = [t for t in truth if any(w.text == t.text and inside(w.box, t.box, SLACK) for w in found)]
+    hits = [t for t in truth if any(w.text == t.text and fits(w.box, t.box, SLACK) for w in found)]
     assert len(hits) >= 0.95 * len(truth), (
         f"{len(hits)}/{len(truth)} words read inside their boxes; missed "
         f"{[t.text for t in truth if t not in hits]}, read {[(w.text, w.box) for w in found]}"
@@ -70,3 +70,10 @@ def test_a_language_tesseract_lacks_is_one_line() -> None:
     assert check_tesseract("eng")[:1].isdigit()  # the version, e.g. 5.3.0
     with pytest.raises(DistillError, match=r"'zzz'.*apt-get install tesseract-ocr-zzz"):
         check_tesseract("eng+zzz")
+
+
+def test_enlarged_ocr_gives_boxes_in_the_page_pixels() -> None:
+    image, truth = render_page(random_lines(3, lines=4), size=18, width=700, margin=30)
+    found, _ = ocr_words(image, OcrOptions(scale=2.5, image_dpi=96))
+    hits = [t for t in truth if any(w.text == t.text and fits(w.box, t.box, SLACK) for w in found)]
+    assert len(hits) >= 0.9 * len(truth), [(w.text, w.box) for w in found]

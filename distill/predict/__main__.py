@@ -34,6 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lang", default="eng", help="Tesseract language(s), e.g. eng or eng+deu")
     parser.add_argument("--dpi", type=int, default=300, help="resolution PDF pages are rendered at for OCR")
     parser.add_argument(
+        "--image-dpi",
+        type=int,
+        default=None,
+        help="resolution of images whose file records none (Tesseract guesses 70)",
+    )
+    parser.add_argument(
+        "--ocr-scale",
+        type=float,
+        default=1.0,
+        help="enlarge images this much before OCR (low-resolution scans)",
+    )
+    parser.add_argument(
         "--min-conf", type=float, default=0.0, help="drop OCR words Tesseract is less confident of (0..100)"
     )
     parser.add_argument(
@@ -64,10 +76,24 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    for name, value in (("--workers", args.workers), ("--batch-size", args.batch_size), ("--dpi", args.dpi)):
-        if value < 1:
-            print(f"error: {name} must be at least 1, got {value}", file=sys.stderr)
-            return 2
+    problem = next(
+        (
+            f"{name} must be positive, got {value}"
+            for name, value in (
+                ("--workers", args.workers),
+                ("--batch-size", args.batch_size),
+                ("--dpi", args.dpi),
+                ("--image-dpi", args.image_dpi),
+                ("--ocr-scale", args.ocr_scale),
+                ("--pages-per-step", args.pages_per_step),
+            )
+            if value is not None and value <= 0
+        ),
+        None,
+    )
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     quiet_library_noise()
     signal.signal(signal.SIGTERM, _interrupt)
     from distill.predict.command import PredictOptions, predict_files
@@ -79,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         lang=args.lang,
         dpi=args.dpi,
         min_conf=args.min_conf,
+        image_dpi=args.image_dpi,
+        ocr_scale=args.ocr_scale,
         word_boxes=args.word_boxes,
         workers=args.workers,
         batch_size=args.batch_size,

@@ -31,6 +31,8 @@ class PredictOptions:
     lang: str = "eng"
     dpi: int = 300
     min_conf: float = 0.0
+    image_dpi: int | None = None
+    ocr_scale: float = 1.0
     word_boxes: bool | None = None  # None: as the model's run was trained
     workers: int = 1
     batch_size: int = 8
@@ -52,7 +54,7 @@ def predict_files(options: PredictOptions, log: object = sys.stderr) -> Totals:
     stride = served.stride if options.stride is None else options.stride
     if stride >= max_length:
         raise DistillError(f"--stride ({stride}) must be smaller than --max-length ({max_length})")
-    ocr = OcrOptions(options.lang, options.min_conf)
+    ocr = OcrOptions(options.lang, options.min_conf, scale=options.ocr_scale, image_dpi=options.image_dpi)
     engine = f"Tesseract {check_tesseract(options.lang)}" if listing.needs_ocr else None
     read = ReadOptions(ocr=ocr, dpi=options.dpi, word_boxes=word_boxes)
     totals = Totals()
@@ -106,6 +108,8 @@ def describe(
     if engine:
         pages += f"; OCR: {engine}, language {options.lang}, PDFs at {options.dpi} dpi"
         pages += f", confidence floor {options.min_conf:g}" if options.min_conf else ""
+        pages += f", images at {options.image_dpi} dpi unless they say" if options.image_dpi else ""
+        pages += f", images enlarged ×{options.ocr_scale:g}" if options.ocr_scale != 1 else ""
         pages += f", {options.workers} worker processes" if options.workers > 1 else ""
     skipped = []
     if listing.annotated_images:

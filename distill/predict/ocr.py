@@ -8,6 +8,7 @@ also gets the index of its Tesseract line (block, paragraph and line number): th
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,10 @@ class OcrOptions:
     lang: str = "eng"  # Tesseract language(s), e.g. "eng" or "eng+deu"
     min_conf: float = 0.0  # words Tesseract is less confident of (0..100) are dropped
     config: str = ""  # extra Tesseract flags
+    # Low-resolution scans read better enlarged (FUNSD's, about 100 dpi: see reports/ocr.md); boxes come
+    # back in the page's own pixels either way. PDF pages are rendered at the resolution wanted instead.
+    scale: float = 1.0
+    image_dpi: int | None = None  # the resolution of images whose file records none (Tesseract guesses 70)
 
 
 @dataclass(frozen=True)
@@ -63,11 +68,21 @@ def check_tesseract(lang: str) -> str:
 
 
 def ocr_words(image: Any, options: OcrOptions, dpi: int | None = None) -> tuple[list[OcrWord], int]:
-    """The words Tesseract reads on a PIL image, and how many it read below the confidence floor.
+    """The words Tesseract reads on a PIL image (boxes in its pixels), and how many fell below the floor.
 
-    `dpi`: the resolution a PDF page was rendered at (a scan's own file header says it otherwise).
+    `dpi`: the resolution a PDF page was rendered at; for an image, its file's own, else
+    `options.image_dpi`. Images are enlarged by `options.scale` first (not PDF pages: `dpi` is theirs).
     """
     pytesseract = _pytesseract()
+    scale = 1.0
+    if dpi is None:
+        recorded = image.info.get("dpi")
+        dpi = round(float(recorded[0])) if recorded and float(recorded[0]) > 1 else options.image_dpi
+        if options.scale != 1:
+            scale = options.scale
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, resample=3)  # bicubic
+            dpi = round(dpi * scale) if dpi else None
     config = " ".join(part for part in (f"--dpi {dpi}" if dpi else "", options.config) if part)
     try:
         data = pytesseract.image_to_data(
@@ -91,7 +106,11 @@ def ocr_words(image: Any, options: OcrOptions, dpi: int | None = None) -> tuple[
         key = (data["page_num"][i], data["block_num"][i], data["par_num"][i], data["line_num"][i])
         segment = segments.setdefault(key, len(segments))
         left, top = int(data["left"][i]), int(data["top"][i])
-        box = (left, top, left + int(data["width"][i]), top + int(data["height"][i]))
+        right, bottom = left + int(data["width"][i]), top + int(data["height"][i])
+        if scale != 1:  # back to the page's pixels, rounding outwards so the box still holds the word
+            left, top = int(left / scale), int(top / scale)
+            right, bottom = math.ceil(right / scale), math.ceil(bottom / scale)
+        box = (left, top, right, bottom)
         words.append(OcrWord(text, box, segment, conf))
     return words, below
 
