@@ -96,7 +96,7 @@ def read_forms(data: Path, options: OcrOptions, workers: int, limit: int | None)
     ]
 
 
-def score_model(model: str, forms: list[ScannedForm]) -> dict[str, Any]:
+def score_model(model: str, forms: list[ScannedForm], data: Path, whole_split: bool) -> dict[str, Any]:
     """One model's F1 on the gold words and from the OCR words, and its time on the OCR pages."""
     from distill.predict.loading import load_predictor, serving
 
@@ -130,16 +130,37 @@ def score_model(model: str, forms: list[ScannedForm]) -> dict[str, Any]:
         matches = match_words(form.word_boxes, page.word_boxes)
         projected.append(project_tags(matches, [w.label for w in predicted]))
     gold = [f.tags for f in forms]
+    gold_scores = score_tags(gold, [[w.label for w in p] for p in gold_pred], types)
     return {
         "model": model,
         "served": str(served.path),
         "chosen": served.chosen,
         "boxes": "word" if served.word_boxes else "segment",
         "settings_from": served.settings_from,
-        "gold_words": score_tags(gold, [[w.label for w in p] for p in gold_pred], types),
+        "gold_words": gold_scores,
+        "run_f1": run_f1(served.path, served.settings_from, data) if whole_split else None,
         "ocr": score_tags(gold, projected, types),
         "model_seconds": model_seconds,
     }
+
+
+def run_f1(model_dir: Path, settings_from: str, data: Path) -> float | None:
+    """The F1 the model's run recorded for it on the test split (metrics.json), to cross-check the gold column.
+
+    Only for a run's PyTorch model directory trained on this data and scored on its test split (an
+    exported variant's F1 is the manifest's, not checked here).
+    """
+    config = Path(settings_from)
+    metrics = config.parent / "metrics.json"
+    if config.name != "config.toml" or not metrics.is_file() or model_dir.resolve().parent != config.parent:
+        return None
+    import tomllib
+
+    recorded = tomllib.loads(config.read_text(encoding="utf-8"))
+    if recorded.get("holdout_forms") or Path(str(recorded.get("data", ""))).resolve() != data.resolve():
+        return None
+    record = json.loads(metrics.read_text(encoding="utf-8")).get("models", {}).get(model_dir.name, {})
+    return record.get("f1")
 
 
 def agreement(forms: list[ScannedForm]) -> WordAgreement:
@@ -187,6 +208,24 @@ def render(results: dict[str, Any]) -> str:
             f"{(ocr['f1'] - gold['f1']) * 100:+.1f} | {ocr['precision'] * 100:.1f} / {ocr['recall'] * 100:.1f} | "
             f"{1 / page_s:.2f} | {ocr_seconds / (ocr_seconds + m['model_seconds']):.0%} |"
         )
+    checked = [m for m in results["models"] if m.get("run_f1") is not None]
+    differ = [m for m in checked if abs(m["run_f1"] - m["gold_words"]["f1"]) > 0.005]
+    if differ:
+        lines += [
+            "",
+            "**F1 on gold words differs from the run's own** (metrics.json): "
+            + "; ".join(
+                f"`{m['model']}` {m['gold_words']['f1'] * 100:.1f} here, {m['run_f1'] * 100:.1f} there"
+                for m in differ
+            )
+            + " (other windows or boxes than its training, or another split).",
+        ]
+    elif checked:
+        lines += [
+            "",
+            f"F1 on gold words matches each run's own test F1 (metrics.json) within 0.5 points "
+            f"({len(checked)} of {len(results['models'])} models checked).",
+        ]
     lines += [
         "",
         "## How it is scored",
@@ -234,7 +273,11 @@ def run(args: argparse.Namespace, command: str) -> Path:
         serving(model)
     options = OcrOptions(args.lang, args.min_conf, scale=args.ocr_scale, image_dpi=args.image_dpi)
     forms = read_forms(Path(args.data), options, args.workers, args.forms)
-    models = [score_model(model, forms) for model in tqdm(args.models, desc="models", disable=None)]
+    whole = args.forms is None
+    models = [
+        score_model(model, forms, Path(args.data), whole)
+        for model in tqdm(args.models, desc="models", disable=None)
+    ]
     versions = package_versions(("pytesseract", "torch", "transformers", "onnxruntime"))
     results = {
         "command": command,

@@ -71,3 +71,18 @@ def test_the_report_on_clean_rendered_forms(quickstart_run: Path, tmp_path: Path
         assert model["ocr"]["f1"] == pytest.approx(model["gold_words"]["f1"])
     assert abs(model["ocr"]["f1"] - model["gold_words"]["f1"]) <= 0.1
     assert f"| `{args[0]}` |" in text
+
+
+def test_the_gold_column_is_cross_checked_against_the_run_only_on_its_own_data(tmp_path: Path) -> None:
+    from distill.ocr_report import run_f1
+
+    run = tmp_path / "run"
+    (run / "student").mkdir(parents=True)
+    (run / "config.toml").write_text(f'data = "{tmp_path / "funsd"}"\nholdout_forms = 0\n')
+    (run / "metrics.json").write_text(json.dumps({"models": {"student": {"f1": 0.61}}}))
+    config = str(run / "config.toml")
+    assert run_f1(run / "student", config, tmp_path / "funsd") == 0.61
+    assert run_f1(run / "student", config, tmp_path / "other") is None  # trained on other data
+    assert run_f1(run / "onnx" / "student" / "int8", config, tmp_path / "funsd") is None  # a variant
+    (run / "config.toml").write_text(f'data = "{tmp_path / "funsd"}"\nholdout_forms = 30\n')
+    assert run_f1(run / "student", config, tmp_path / "funsd") is None  # scored on held-out training forms
