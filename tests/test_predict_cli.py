@@ -6,6 +6,7 @@ by model directory.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from PIL import Image
 
 from distill.data.funsd import read_funsd_form
 from distill.predict import Predictor
+from distill.predict.command import PredictOptions, predict_files
 from tests.conftest import FUNSD, REPO, run_cli
 from tests.pdf_files import encrypted_pdf, images_pdf
 from tests.rendered_pages import annotated_form, random_lines, render_page
@@ -108,9 +110,12 @@ def test_a_multi_page_pdf_gives_one_line_per_page_in_workers(quickstart_run: Pat
     assert "no text" in lines[1]["error"] and lines[1]["words"] == [] and lines[1]["entities"] == []
     assert len(stderr_lines_naming(proc.stderr, "scan.pdf page 2")) == 1
     assert "3 pages (1 failed" in proc.stderr and "2 worker processes" in proc.stderr
-    # One process gives the same lines as two.
-    run_cli([*args, "-o", str(tmp_path / "one.jsonl")], tmp_path)
-    assert records(tmp_path / "one.jsonl") == lines
+    # One process (here, in this one) gives the same lines as two.
+    options = PredictOptions(
+        str(quickstart_run / "student"), [str(pdf)], str(tmp_path / "one.jsonl"), dpi=100
+    )
+    totals = predict_files(options, log=io.StringIO())
+    assert records(tmp_path / "one.jsonl") == lines and (totals.pages, totals.failed) == (3, 1)
 
 
 def bad_inputs(folder: Path) -> dict[str, Path]:

@@ -115,3 +115,17 @@ def test_memory_stays_flat_over_many_pages(quickstart_run: Path) -> None:
             sink.seek(0), sink.truncate()  # the output is a file: it does not stay in memory
     grown = (peak - start) / 2**20
     assert grown < 150, f"memory grew {grown:.0f} MiB over 150 pages of 3 MB images"
+
+
+def test_pages_sharing_a_batch_get_the_labels_they_get_alone(quickstart_run: Path) -> None:
+    predictor = Predictor.from_dir(quickstart_run / "teacher", 128, 32)  # boxes and the image matter here
+    pages = list(_pages(3))
+    pages[1].words, pages[1].boxes = pages[1].words[:4], pages[1].boxes[:4]
+    forms = [{"tokens": p.words, "bboxes": p.boxes, "image": p.image} for p in pages]
+    together = predictor.predict_many([*forms, {"tokens": [], "bboxes": [], "image": None}])
+    alone = [predictor.predict(f["tokens"], f["bboxes"], f["image"]) for f in forms]
+    assert [[w.label for w in page] for page in together] == [[w.label for w in page] for page in alone] + [
+        []
+    ]
+    for page, single in zip(together, alone, strict=False):
+        assert [w.score for w in page] == pytest.approx([w.score for w in single], abs=1e-4)

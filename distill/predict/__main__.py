@@ -17,19 +17,28 @@ from distill.console import quiet_library_noise
 from distill.errors import DistillError
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown, except None and False ones (their help says what happens)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m distill.predict",
         description="Label the words of pages (OCR with Tesseract where no words are given) and print "
         "one JSON line per page: words with boxes, labels and scores, and the entities they spell.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     parser.add_argument("model", metavar="MODEL", help="model directory, exported variant, or run directory")
     parser.add_argument(
         "inputs", metavar="INPUT", nargs="+", help="annotation JSON, images, PDFs, or directories"
     )
     parser.add_argument(
-        "--output", "-o", default=None, help="JSON lines file (written whole at the end); default stdout"
+        "--output", "-o", default=None, help="JSON lines file, written whole at the end (default: stdout)"
     )
     parser.add_argument("--lang", default="eng", help="Tesseract language(s), e.g. eng or eng+deu")
     parser.add_argument("--dpi", type=int, default=300, help="resolution PDF pages are rendered at for OCR")
