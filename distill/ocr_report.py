@@ -96,12 +96,21 @@ def read_forms(data: Path, options: OcrOptions, workers: int, limit: int | None)
     ]
 
 
-def score_model(model: str, forms: list[ScannedForm], data: Path, whole_split: bool) -> dict[str, Any]:
-    """One model's F1 on the gold words and from the OCR words, and its time on the OCR pages."""
+def setting_name(scale: float, image_dpi: int | None) -> str:
+    """An OCR setting in a few words, as the report's rows name it."""
+    dpi = f", {image_dpi * scale:g} dpi" if image_dpi else ""
+    return ("as is" if scale == 1 else f"enlarged ×{scale:g}") + dpi
+
+
+def score_model(
+    model: str, readings: dict[str, list[ScannedForm]], data: Path, whole_split: bool
+) -> dict[str, Any]:
+    """One model's F1 on the gold words and from each OCR reading's words, and its time on the OCR pages."""
     from distill.predict.loading import load_predictor, serving
 
     served = serving(model)
     predictor = load_predictor(served.path)
+    forms = next(iter(readings.values()))  # the gold words are the same in every reading
     types = sorted({t for form in forms for tag in form.tags if (t := tag_type(tag))})
     model_types = sorted({t for label in predictor.labels if (t := tag_type(label))})
     if model_types != types:
@@ -112,36 +121,39 @@ def score_model(model: str, forms: list[ScannedForm], data: Path, whole_split: b
     def image(form: ScannedForm) -> Any:
         return Image.open(form.image).convert("RGB") if images else None
 
+    gold = [f.tags for f in forms]
     gold_pred = predictor.predict_many(
         {"tokens": f.words, "bboxes": getattr(f, boxes), "image": image(f)} for f in forms
     )
-    pages = []
-    for form in forms:
-        page = PageInput(PageJob(form.image, 1, "image"))
-        fill_from_ocr(page, form.ocr, form.size, served.word_boxes)
-        pages.append(page)
-    started = time.perf_counter()
-    ocr_pred = predictor.predict_many(
-        {"tokens": p.words, "bboxes": p.boxes, "image": image(f)} for p, f in zip(pages, forms, strict=True)
-    )
-    model_seconds = time.perf_counter() - started
-    projected = []
-    for form, page, predicted in zip(forms, pages, ocr_pred, strict=True):
-        matches = match_words(form.word_boxes, page.word_boxes)
-        projected.append(project_tags(matches, [w.label for w in predicted]))
-    gold = [f.tags for f in forms]
-    gold_scores = score_tags(gold, [[w.label for w in p] for p in gold_pred], types)
-    return {
+    result: dict[str, Any] = {
         "model": model,
         "served": str(served.path),
         "chosen": served.chosen,
         "boxes": "word" if served.word_boxes else "segment",
         "settings_from": served.settings_from,
-        "gold_words": gold_scores,
+        "gold_words": score_tags(gold, [[w.label for w in p] for p in gold_pred], types),
         "run_f1": run_f1(served.path, served.settings_from, data) if whole_split else None,
-        "ocr": score_tags(gold, projected, types),
-        "model_seconds": model_seconds,
+        "ocr": {},
+        "model_seconds": {},
     }
+    for setting, scanned in readings.items():
+        pages = []
+        for form in scanned:
+            page = PageInput(PageJob(form.image, 1, "image"))
+            fill_from_ocr(page, form.ocr, form.size, served.word_boxes)
+            pages.append(page)
+        started = time.perf_counter()
+        ocr_pred = predictor.predict_many(
+            {"tokens": p.words, "bboxes": p.boxes, "image": image(f)}
+            for p, f in zip(pages, scanned, strict=True)
+        )
+        result["model_seconds"][setting] = time.perf_counter() - started
+        projected = [
+            project_tags(match_words(form.word_boxes, page.word_boxes), [w.label for w in predicted])
+            for form, page, predicted in zip(scanned, pages, ocr_pred, strict=True)
+        ]
+        result["ocr"][setting] = score_tags(gold, projected, types)
+    return result
 
 
 def run_f1(model_dir: Path, settings_from: str, data: Path) -> float | None:
@@ -173,41 +185,53 @@ def agreement(forms: list[ScannedForm]) -> WordAgreement:
 
 
 def render(results: dict[str, Any]) -> str:
-    words = results["agreement"]
-    ocr_seconds = results["ocr_seconds"]
     pages = results["forms"]
     lines = [
         "# OCR on FUNSD: entity F1 from Tesseract's words, against the gold words",
         "",
         f"Written by `{results['command']}`.",
         f"Measured on {results['machine']}; Tesseract {results['tesseract']}, language {results['lang']}, "
-        f"confidence floor {results['min_conf']:g}, images at {results.get('image_dpi') or 'the'} dpi "
-        f"{'given' if results.get('image_dpi') else 'Tesseract guesses'}, enlarged ×{results.get('ocr_scale', 1):g}; "
-        f"{results['versions']}.",
-        f"Data: the FUNSD test split at `{results['data']}`: {pages} forms, {words['gold']} gold words.",
+        f"confidence floor {results['min_conf']:g}; {results['versions']}.",
+        f"Data: the FUNSD test split at `{results['data']}`: {pages} forms, "
+        f"{results['settings'][0]['agreement']['gold']} gold words.",
         "",
         "## What Tesseract read",
         "",
-        f"- Gold words covered by an OCR word (at least half of the smaller box): {words['matched']} of "
-        f"{words['gold']} ({words['matched'] / max(words['gold'], 1):.1%}); of those, reading the same text "
-        f"(case and edge punctuation aside): {words['same_text'] / max(words['matched'], 1):.1%}.",
-        f"- OCR words: {words['ocr']}, of which {words['unmatched_ocr']} were taken by no gold word "
-        "(noise, pieces of a split word, text the annotation leaves out).",
-        f"- OCR time: {ocr_seconds / max(pages, 1):.2f} s per page (one Tesseract process per page).",
+        "| OCR setting | gold words covered | of those, same text | OCR words | taken by no gold word | OCR s/page |",
+        "|---|---|---|---|---|---|",
+    ]
+    for setting in results["settings"]:
+        words = setting["agreement"]
+        lines.append(
+            f"| {setting['name']} | {words['matched'] / max(words['gold'], 1):.1%} | "
+            f"{words['same_text'] / max(words['matched'], 1):.1%} | {words['ocr']} | {words['unmatched_ocr']} | "
+            f"{setting['ocr_seconds'] / max(pages, 1):.2f} |"
+        )
+    lines += [
+        "",
+        "A gold word is covered when an OCR word covers at least half of the smaller of their two boxes; same "
+        "text: equal but for case and edge punctuation. Words no gold word took: noise, pieces of a split word, "
+        "text the annotation leaves out. *As is*: the image as its file gives it (what LayoutLMv3's processor "
+        "does; Tesseract assumes 70 dpi where the file records none); *enlarged*: resized (bicubic) before OCR, "
+        "its resolution told to Tesseract.",
         "",
         "## Entity F1: gold words, and from OCR",
         "",
-        "| model | served | boxes | F1 gold words | F1 from OCR | Δ points | P / R from OCR | pages/s with OCR | OCR share |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | served | boxes | OCR setting | F1 gold words | F1 from OCR | Δ points | P / R from OCR "
+        "| pages/s with OCR | OCR share |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in results["models"]:
-        gold, ocr = m["gold_words"], m["ocr"]
-        page_s = (ocr_seconds + m["model_seconds"]) / max(pages, 1)
-        lines.append(
-            f"| `{m['model']}` | {m['chosen']} | {m['boxes']} | {gold['f1'] * 100:.1f} | {ocr['f1'] * 100:.1f} | "
-            f"{(ocr['f1'] - gold['f1']) * 100:+.1f} | {ocr['precision'] * 100:.1f} / {ocr['recall'] * 100:.1f} | "
-            f"{1 / page_s:.2f} | {ocr_seconds / (ocr_seconds + m['model_seconds']):.0%} |"
-        )
+        gold = m["gold_words"]
+        for setting in results["settings"]:
+            ocr = m["ocr"][setting["name"]]
+            ocr_s, model_s = setting["ocr_seconds"], m["model_seconds"][setting["name"]]
+            lines.append(
+                f"| `{m['model']}` | {m['chosen']} | {m['boxes']} | {setting['name']} | {gold['f1'] * 100:.1f} | "
+                f"{ocr['f1'] * 100:.1f} | {(ocr['f1'] - gold['f1']) * 100:+.1f} | "
+                f"{ocr['precision'] * 100:.1f} / {ocr['recall'] * 100:.1f} | "
+                f"{pages / (ocr_s + model_s):.2f} | {ocr_s / (ocr_s + model_s):.0%} |"
+            )
     checked = [m for m in results["models"] if m.get("run_f1") is not None]
     differ = [m for m in checked if abs(m["run_f1"] - m["gold_words"]["f1"]) > 0.005]
     if differ:
@@ -230,15 +254,15 @@ def render(results: dict[str, Any]) -> str:
         "",
         "## How it is scored",
         "",
-        "Both columns are entity F1 (seqeval, micro over HEADER / QUESTION / ANSWER) on the same gold words. "
-        "*Gold words*: the annotation's words and boxes go in, as in training. *From OCR*: Tesseract's words go in "
+        "Both F1 columns are entity F1 (seqeval, micro over the entity types) on the same gold words. *Gold "
+        "words*: the annotation's words and boxes go in, as in training. *From OCR*: Tesseract's words go in "
         "instead, with the boxes the model was trained with (segments from Tesseract's block / paragraph / line "
-        "numbers, or each word's own box); each gold word then takes the tag of the OCR word covering most of it "
-        "(at least half of the smaller box), B-/I- redone along the gold words, and a gold word no OCR word covers "
-        "counts as O. So OCR's misses, splits and merges cost the model what they cost a user. Pages/s: OCR and the "
-        "model one after the other in one process (`python -m distill.predict` runs OCR in `--workers` processes "
-        "beside the model); the machine may have been busy, so the times are indicative: `pytest bench "
-        "--benchmark-only` times it properly (benchmark.md, *From the page image to entities*).",
+        "numbers, or each word's own box); each gold word then takes the tag of the OCR word covering most of it, "
+        "B-/I- redone along the gold words, and a gold word no OCR word covers counts as O. So OCR's misses, "
+        "splits and merges cost the model what they cost a user. Pages/s: OCR and the model one after the other "
+        "in one process (`python -m distill.predict` runs OCR in `--workers` processes beside the model); the "
+        "machine may have been busy, so the times are indicative: `pytest bench --benchmark-only` times it "
+        "properly (benchmark.md, *From the page image to entities*).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -257,7 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lang", default="eng", help="Tesseract language")
     parser.add_argument("--min-conf", type=float, default=0.0, help="drop OCR words below this confidence")
     parser.add_argument("--image-dpi", type=int, default=None, help="resolution of images that record none")
-    parser.add_argument("--ocr-scale", type=float, default=1.0, help="enlarge images this much before OCR")
+    parser.add_argument(
+        "--ocr-scale",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="enlarge images this much before OCR; several values: one OCR reading (and report row) each",
+    )
     parser.add_argument("--workers", type=int, default=1, help="OCR processes side by side")
     parser.add_argument("--forms", type=int, default=None, help="only the first N test forms (default: all)")
     return parser
@@ -271,14 +301,21 @@ def run(args: argparse.Namespace, command: str) -> Path:
         from distill.predict.loading import serving
 
         serving(model)
-    options = OcrOptions(args.lang, args.min_conf, scale=args.ocr_scale, image_dpi=args.image_dpi)
-    forms = read_forms(Path(args.data), options, args.workers, args.forms)
+    if len(set(args.ocr_scale)) != len(args.ocr_scale) or min(args.ocr_scale) <= 0:
+        raise DistillError(f"--ocr-scale takes distinct positive factors, got {args.ocr_scale}")
+    readings: dict[str, list[ScannedForm]] = {}
+    for scale in args.ocr_scale:
+        options = OcrOptions(args.lang, args.min_conf, scale=scale, image_dpi=args.image_dpi)
+        readings[setting_name(scale, args.image_dpi)] = read_forms(
+            Path(args.data), options, args.workers, args.forms
+        )
     whole = args.forms is None
     models = [
-        score_model(model, forms, Path(args.data), whole)
+        score_model(model, readings, Path(args.data), whole)
         for model in tqdm(args.models, desc="models", disable=None)
     ]
     versions = package_versions(("pytesseract", "torch", "transformers", "onnxruntime"))
+    forms = next(iter(readings.values()))
     results = {
         "command": command,
         "machine": machine_summary(),
@@ -286,12 +323,18 @@ def run(args: argparse.Namespace, command: str) -> Path:
         "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
         "lang": args.lang,
         "min_conf": args.min_conf,
-        "image_dpi": args.image_dpi,
-        "ocr_scale": args.ocr_scale,
         "data": args.data,
         "forms": len(forms),
-        "agreement": vars(agreement(forms)),
-        "ocr_seconds": sum(f.ocr_seconds for f in forms),
+        "settings": [
+            {
+                "name": name,
+                "scale": scale,
+                "image_dpi": args.image_dpi,
+                "agreement": vars(agreement(scanned)),
+                "ocr_seconds": sum(f.ocr_seconds for f in scanned),
+            }
+            for scale, (name, scanned) in zip(args.ocr_scale, readings.items(), strict=True)
+        ],
         "models": models,
     }
     report_dir = Path(args.report_dir)
@@ -311,7 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     results = json.loads((path.parent / RESULTS).read_text())
     for m in results["models"]:
-        print(f"{m['model']}: F1 {m['gold_words']['f1']:.3f} on gold words, {m['ocr']['f1']:.3f} from OCR")
+        from_ocr = ", ".join(f"{score['f1']:.3f} from OCR {name}" for name, score in m["ocr"].items())
+        print(f"{m['model']}: F1 {m['gold_words']['f1']:.3f} on gold words, {from_ocr}")
     print(f"wrote {path}")
     return 0
 

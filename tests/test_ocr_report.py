@@ -57,20 +57,24 @@ def test_the_report_on_clean_rendered_forms(quickstart_run: Path, tmp_path: Path
         "--workers",
         "2",
     ]
+    args += ["--ocr-scale", "1", "2", "--image-dpi", "100"]
     assert main(args) == 0
     text = (report / "ocr.md").read_text()
     assert f"Written by `python -m distill.ocr_report {' '.join(args)}`" in text
     assert "Measured on " in text and "Tesseract " in text
     results = json.loads((report / "ocr.json").read_text())
-    words = results["agreement"]
-    assert words["gold"] == 30 and words["matched"] >= 29 and words["same_text"] >= 28
+    assert [s["name"] for s in results["settings"]] == ["as is, 100 dpi", "enlarged ×2, 200 dpi"]
     (model,) = results["models"]
-    # Clean pages, lines as segments: the text student reads the same words either way, so F1 matches.
     assert model["boxes"] == "segment"
-    if words["matched"] == words["same_text"] == words["gold"]:  # every word read right, one to one
-        assert model["ocr"]["f1"] == pytest.approx(model["gold_words"]["f1"])
-    assert abs(model["ocr"]["f1"] - model["gold_words"]["f1"]) <= 0.1
-    assert f"| `{args[0]}` |" in text
+    for setting in results["settings"]:
+        words = setting["agreement"]
+        assert words["gold"] == 30 and words["matched"] >= 29 and words["same_text"] >= 28
+        # Clean pages, lines as segments: the text student reads the same words either way, so F1 matches.
+        ocr = model["ocr"][setting["name"]]
+        if words["matched"] == words["same_text"] == words["gold"]:  # every word read right, one to one
+            assert ocr["f1"] == pytest.approx(model["gold_words"]["f1"])
+        assert abs(ocr["f1"] - model["gold_words"]["f1"]) <= 0.1
+        assert f"| `{args[0]}` | as given | segment | {setting['name']} |" in text
 
 
 def test_the_gold_column_is_cross_checked_against_the_run_only_on_its_own_data(tmp_path: Path) -> None:
