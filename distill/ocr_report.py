@@ -211,9 +211,9 @@ def render(results: dict[str, Any]) -> str:
         "",
         "A gold word is covered when an OCR word covers at least half of the smaller of their two boxes; same "
         "text: equal but for case and edge punctuation. Words no gold word took: noise, pieces of a split word, "
-        "text the annotation leaves out. *As is*: the image as its file gives it (what LayoutLMv3's processor "
-        "does; Tesseract assumes 70 dpi where the file records none); *enlarged*: resized (bicubic) before OCR, "
-        "its resolution told to Tesseract.",
+        "text the annotation leaves out. *As is*: the image at its own size, as LayoutLMv3's processor OCRs it, "
+        "at the resolution its file records, else `--image-dpi`, else Tesseract's guess (70 dpi); *enlarged*: "
+        "resized (bicubic) before OCR, its resolution (times the factor) told to Tesseract.",
         "",
         "## Entity F1: gold words, and from OCR",
         "",
