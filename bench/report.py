@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.ocr_section import section as ocr_section
 from bench.runtimes import BASELINE_RUNTIME, BY_NAME, GPU_BASELINE_RUNTIME, REFERENCE, RUNTIMES
 from bench.timing import P95_MIN_ROUNDS
 from distill import atomic
@@ -475,6 +476,7 @@ def render(summary: dict[str, Any], plot_name: str | None = PLOT) -> str:
             else group.capitalize()
         )
         lines += ["", f"## {title}", "", scenario_table(group, [r for r in rows if r["group"] == group])]
+    lines += ocr_section(summary.get("ocr", []), rows)
     per_type = {f"{r['model']} / {r['runtime_label']}": r for r in rows if r.get("per_type")}
     if per_type:  # measured in the end-to-end pass, under the run's own labels
         lines += ["", "## Entity F1 per type (end to end)", ""]

@@ -2,7 +2,11 @@
 
 - `predictor`: windows -> backend -> merged word logits, labels and entities (`Predictor`);
 - `onnx_runtime`: the ONNX Runtime backend (`OrtBackend`, `onnx_predictor`);
-- `loading`: `load_predictor(path)`, whatever kind of model directory `path` is.
+- `loading`: `load_predictor(path)`, whatever kind of model directory `path` is (a run directory too),
+  windowed as its run was (`serving`);
+- the CLI (`__main__`, `command`): `pages` (inputs -> pages: annotation JSON, images, PDFs), `ocr`
+  (Tesseract), `stream` (OCR workers and shared batches, memory flat), `output` (JSON lines, atomic),
+  `summary` (the closing lines).
 """
 
 from distill.predict.loading import load_predictor, model_kind
