@@ -13,6 +13,7 @@ import tomli_w
 from distill import atomic
 from distill.distillation import FEATURE_LOSSES
 from distill.errors import DistillError
+from distill.losses import TOKEN_LOSSES
 from distill.models import BOX_INITS, STUDENT_DEFAULT, TEACHER_DEFAULT, TINY
 
 HUB_DATASET = "nielsr/funsd-layoutlmv3"
@@ -80,6 +81,23 @@ class TrainConfig:
             "help": "fine-tune a text encoder given as --teacher as it is (AutoModelForTokenClassification: "
             "MPNet, BERT, RoBERTa...) instead of building a LayoutLMv3 teacher around its weights"
         },
+    )
+    teacher_image: bool = field(
+        default=True,
+        metadata={
+            "help": "a LayoutLMv3 teacher reads the page image (196 patch tokens per window); "
+            "--no-teacher-image: text and layout only (visual_embed=False, several times cheaper a step)"
+        },
+    )
+    teacher_loss: str = field(
+        default="ce",
+        metadata={
+            "help": "teacher training loss: ce, balanced (class-weighted by inverse tag frequency), "
+            "focal, or balanced-focal (for rare types; see distill/losses.py)"
+        },
+    )
+    focal_gamma: float = field(
+        default=2.0, metadata={"help": "focusing exponent of the focal losses (0: cross-entropy)"}
     )
     teacher_dir: str = field(
         default="",
@@ -219,6 +237,12 @@ class TrainConfig:
             )
         if self.feature_weight < 0 or self.transfer_copies < 0:
             raise DistillError("--feature-weight and --transfer-copies cannot be negative")
+        if self.teacher_loss not in TOKEN_LOSSES:
+            raise DistillError(
+                f"--teacher-loss must be one of {', '.join(TOKEN_LOSSES)}, got {self.teacher_loss!r}"
+            )
+        if self.focal_gamma < 0:
+            raise DistillError(f"--focal-gamma cannot be negative, got {self.focal_gamma}")
         if self.temperature <= 0:
             raise DistillError(f"--temperature must be positive, got {self.temperature}")
         return self

@@ -12,6 +12,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from distill import atomic
+from distill.attention_bias import learn_attention_bias
 from distill.config import TrainConfig
 from distill.distillation import (
     DistillationTrainer,
@@ -19,6 +20,7 @@ from distill.distillation import (
     WindowDataset,
     attach_projection,
 )
+from distill.losses import TokenLossTrainer, balanced_weights, loss_record, tag_counts
 from distill.models import BOX_TABLES, Bundle
 from distill.predict import model_input_names
 
@@ -62,6 +64,7 @@ class FitResult:
     steps: int
     resumed_from: str | None
     world_size: int
+    loss: dict | None = None  # the training loss, where not the model's own cross-entropy
 
 
 def last_complete_checkpoint(directory: Path) -> Path | None:
@@ -79,10 +82,6 @@ def clear_checkpoints(run: Path, name: str) -> None:
         (run / CHECKPOINTS).rmdir()
 
 
-# LayoutLMv3 reads its relative-position bias tables under torch.no_grad() (upstream, for speed),
-# so they never get a gradient and never change. DDP without find_unused_parameters (the fast path)
-# fails on parameters that get no gradient; freezing them changes nothing else.
-NO_GRAD_PARAMETERS = ("rel_pos_bias.weight", "rel_pos_x_bias.weight", "rel_pos_y_bias.weight")
 # LayoutLM (v1) token classification still builds and runs the [CLS] pooler, whose output the
 # token-level loss never reads: the same DDP failure ("Expected to have finished reduction").
 # Frozen rather than removed, so a saved student keeps every weight its checkpoint format expects.
@@ -90,15 +89,29 @@ POOLER = ".pooler."
 
 
 def freeze_gradient_free(model: torch.nn.Module) -> None:
-    """Freeze the parameters a token-classification loss can never reach (see above)."""
-    layoutlmv3 = model.config.model_type == "layoutlmv3"
+    """Freeze the parameters a token-classification loss can never reach (see above).
+
+    LayoutLMv3's relative attention biases, which upstream reads without gradient, are made to
+    learn instead (attention_bias.py): DDP's fast path then finds a gradient for every one.
+    """
+    learn_attention_bias(model)
     for name, parameter in model.named_parameters():
-        if POOLER in name or (layoutlmv3 and name.endswith(NO_GRAD_PARAMETERS)):
+        if POOLER in name:
             parameter.requires_grad_(False)
 
 
 def box_parameter_names(model: torch.nn.Module) -> set[str]:
     return {name for name, _ in model.named_parameters() if any(part in name for part in BOX_TABLES)}
+
+
+# A LayoutLMv3 built from a text encoder starts its spatial attention bias at zero, like its box
+# embeddings: --box-lr speeds both. (Its 1-D bias is MPNet's own where it has one: not fresh.)
+SPATIAL_BIAS = ("rel_pos_x_bias.weight", "rel_pos_y_bias.weight")
+
+
+def fresh_layout_parameter_names(model: torch.nn.Module) -> set[str]:
+    spatial = {name for name, _ in model.named_parameters() if name.endswith(SPATIAL_BIAS)}
+    return box_parameter_names(model) | spatial
 
 
 def freeze_box_embeddings(model: torch.nn.Module) -> None:
@@ -109,14 +122,15 @@ def freeze_box_embeddings(model: torch.nn.Module) -> None:
 
 
 def optimizer_with_box_lr(trainer: Trainer, box_lr: float) -> torch.optim.Optimizer:
-    """The Trainer's AdamW (same decay rule, betas, eps), with the box embeddings at `box_lr`.
+    """The Trainer's AdamW (same decay rule, betas, eps), with the box embeddings (and a built
+    LayoutLMv3's spatial attention bias) at `box_lr`.
 
     TrainingArguments has one learning rate; the Trainer keeps an optimizer it is handed and puts
     its usual linear schedule on every group, so only the groups are built here.
     """
     args = trainer.args
     decay = set(trainer.get_decay_parameter_names(trainer.model))
-    boxes = box_parameter_names(trainer.model)
+    boxes = fresh_layout_parameter_names(trainer.model)
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, parameter in trainer.model.named_parameters():
         if parameter.requires_grad:
@@ -189,6 +203,7 @@ def fit(
     epochs: float,
     distill: bool,
     box_lr: float = 0.0,
+    loss: str = "ce",
 ) -> FitResult:
     """Train `bundle.model` in place on `windows`; resume from this run's last checkpoint if any.
 
@@ -197,8 +212,10 @@ def fit(
     With feature distillation the model carries a projection to the teacher's width while it
     trains; the caller removes it (detach_projection) before saving.
     `box_lr` > 0 trains box embeddings this project added (`bundle.fresh_boxes`) at that rate.
+    `loss` (without `distill`): ce (the model's own), balanced, focal or balanced-focal (losses.py).
     """
     checkpoints = run / CHECKPOINTS / name
+    loss_info = None
     freeze_gradient_free(bundle.model)
     if config.freeze_boxes and bundle.fresh_boxes:
         freeze_box_embeddings(bundle.model)
@@ -224,6 +241,17 @@ def fit(
             feature_weight=config.feature_weight,
             feature_kind=config.feature_loss,
         )
+    elif loss != "ce":
+        weights = None
+        if loss.startswith("balanced"):
+            weights = balanced_weights(tag_counts(windows, bundle.model.config.num_labels))
+        trainer = TokenLossTrainer(
+            **common,
+            loss_kind=loss,
+            class_weights=torch.tensor(weights, dtype=torch.float32) if weights is not None else None,
+            focal_gamma=config.focal_gamma,
+        )
+        loss_info = loss_record(loss, config.focal_gamma, weights, bundle.model.config.id2label)
     else:
         trainer = Trainer(**common)
     if box_lr > 0 and bundle.fresh_boxes:
@@ -240,4 +268,5 @@ def fit(
         steps=output.global_step,
         resumed_from=str(resume) if resume else None,
         world_size=args.world_size,
+        loss=loss_info,
     )

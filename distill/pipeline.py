@@ -47,7 +47,7 @@ from distill.run_dir import (
 )
 from distill.teacher_targets import cached_targets, ensemble_targets, word_targets
 from distill.transfer_set import transfer_set
-from distill.windows import IMAGE_MODEL_TYPES, WindowEncoder
+from distill.windows import WindowEncoder, takes_image
 
 PACKAGES = ("torch", "transformers", "datasets", "onnxruntime")
 
@@ -110,6 +110,8 @@ def model_record(
         )
         if fit_result.resumed_from:
             record["resumed_from"] = Path(fit_result.resumed_from).name
+        if fit_result.loss is not None:
+            record["loss"] = fit_result.loss
     return record
 
 
@@ -122,7 +124,7 @@ def load_labelled(path: str | Path, labels: LabelSet) -> Bundle:
 
 def blank_page_notes(teachers: list[Bundle], data: datasets.DatasetDict) -> list[str]:
     """An image model scores forms without an image on a blank page (windows.py): the report says so."""
-    if not any(t.model_type in IMAGE_MODEL_TYPES for t in teachers):
+    if not any(takes_image(t.model.config) for t in teachers):
         return []
     counts = {split: sum(image is None for image in _raw_images(ds)) for split, ds in data.items()}
     if not any(counts.values()):
@@ -149,8 +151,9 @@ def train_and_save(
     epochs: float,
     distill: bool,
     box_lr: float = 0.0,
+    loss: str = "ce",
 ) -> FitResult:
-    result = fit(bundle, windows, config, run, name, lr, epochs, distill, box_lr)
+    result = fit(bundle, windows, config, run, name, lr, epochs, distill, box_lr, loss)
     detach_projection(bundle.model)  # feature distillation's projection is training scaffolding
     if is_main_process():
         bundle.save(run / name)
@@ -228,13 +231,27 @@ def run_training(config: TrainConfig) -> Path:
     else:
         set_seed(config.seed)
         teacher = build_teacher(
-            config.teacher, words, labels, run / TOKENIZERS / TEACHER, config.teacher_as_is
+            config.teacher,
+            words,
+            labels,
+            run / TOKENIZERS / TEACHER,
+            config.teacher_as_is,
+            config.teacher_image,
         )
         windows = encode_split(
             teacher.encoder(config.max_length, config.stride), train, desc="encoding (teacher)"
         )
         result = train_and_save(
-            TEACHER, teacher, windows, config, run, config.teacher_lr, teacher_epochs, False, config.box_lr
+            TEACHER,
+            teacher,
+            windows,
+            config,
+            run,
+            config.teacher_lr,
+            teacher_epochs,
+            False,
+            config.box_lr,
+            config.teacher_loss,
         )
         teachers = [teacher]
         if main:
