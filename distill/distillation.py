@@ -11,6 +11,7 @@ Trainer's.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from transformers import Trainer
 
+from distill.layer_match import LAYER_PROJECTIONS, Match, detach_layer_projections, layer_loss
 from distill.windows import IGNORE_INDEX, pad_batch
 
 
@@ -87,8 +89,10 @@ def attach_projection(model: torch.nn.Module, teacher_hidden: int) -> torch.nn.L
 
 
 def detach_projection(model: torch.nn.Module) -> None:
+    """Remove every distillation scaffold (feature and layer projections) before the model is saved."""
     if hasattr(model, PROJECTION):
         delattr(model, PROJECTION)
+    detach_layer_projections(model)
 
 
 class WindowDataset(Dataset):
@@ -121,7 +125,12 @@ class WindowCollator:
 
 
 class DistillationTrainer(Trainer):
-    """A Trainer whose loss mixes the cached teacher's soft targets with the hard labels."""
+    """A Trainer whose loss mixes the cached teacher's soft targets with the hard labels.
+
+    With `matches` (layer_match.py) it also runs the frozen `teacher` on each batch and adds the
+    layer-to-layer terms; `teacher_inputs` are the batch fields only the teacher reads (e.g. the
+    page image of a LayoutLMv3 teacher whose student reads text and layout only).
+    """
 
     def __init__(
         self,
@@ -130,6 +139,9 @@ class DistillationTrainer(Trainer):
         alpha: float = 0.5,
         feature_weight: float = 0.0,
         feature_kind: str = "cosine",
+        matches: Sequence[Match] = (),
+        teacher: torch.nn.Module | None = None,
+        teacher_inputs: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -137,6 +149,23 @@ class DistillationTrainer(Trainer):
         self.alpha = alpha
         self.feature_weight = feature_weight
         self.feature_kind = feature_kind
+        self.matches = list(matches)
+        self.teacher = teacher.eval().requires_grad_(False) if teacher is not None and self.matches else None
+        self.teacher_inputs = list(teacher_inputs)
+
+    def teacher_outputs(self, inputs: dict[str, torch.Tensor], extra: dict[str, torch.Tensor]) -> Any:
+        """The frozen teacher's hidden states (and attentions) on the student's own windows."""
+        device = inputs["input_ids"].device
+        if next(self.teacher.parameters()).device != device:
+            self.teacher.to(device)
+        names = set(inspect.signature(self.teacher.forward).parameters)
+        feed = {k: v for k, v in {**inputs, **extra}.items() if k in names}
+        with torch.no_grad():
+            return self.teacher(
+                **feed,
+                output_hidden_states=any(m.feature == "hidden" for m in self.matches),
+                output_attentions=any(m.feature == "attention" for m in self.matches),
+            )
 
     def compute_loss(
         self,
@@ -147,12 +176,25 @@ class DistillationTrainer(Trainer):
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         labels = inputs.pop("labels")
         targets = inputs.pop("teacher_logits")
+        extra = {k: inputs.pop(k) for k in self.teacher_inputs if k in inputs}
         features = self.feature_weight > 0
-        outputs = model(**inputs, output_hidden_states=features)
+        hidden = features or any(m.feature == "hidden" for m in self.matches)
+        attentions = any(m.feature == "attention" for m in self.matches)
+        outputs = model(**inputs, output_hidden_states=hidden, output_attentions=attentions)
         num_labels = outputs.logits.shape[-1]
         loss = distillation_loss(
             outputs.logits, targets[..., :num_labels], labels, self.temperature, self.alpha
         )
+        if self.matches:
+            projections = getattr(self.accelerator.unwrap_model(model), LAYER_PROJECTIONS, None)
+            term, _ = layer_loss(
+                self.matches,
+                outputs,
+                self.teacher_outputs(inputs, extra),
+                inputs["attention_mask"],
+                projections,
+            )
+            loss = loss + term
         if features:
             # Through the (possibly DDP-wrapped) model, so the projection's gradient is reduced too.
             projection = getattr(self.accelerator.unwrap_model(model), PROJECTION)

@@ -20,6 +20,8 @@ from distill.distillation import (
     WindowDataset,
     attach_projection,
 )
+from distill.errors import DistillError
+from distill.layer_match import attach_layer_projections, check_layer_matching, intermediate_matches
 from distill.losses import TokenLossTrainer, balanced_weights, loss_record, tag_counts
 from distill.models import BOX_TABLES, Bundle
 from distill.predict import model_input_names
@@ -65,6 +67,7 @@ class FitResult:
     resumed_from: str | None
     world_size: int
     loss: dict | None = None  # the training loss, where not the model's own cross-entropy
+    intermediate_matches: list[dict] | None = None  # layer-to-layer terms (layer_match.py)
 
 
 def last_complete_checkpoint(directory: Path) -> Path | None:
@@ -204,6 +207,7 @@ def fit(
     distill: bool,
     box_lr: float = 0.0,
     loss: str = "ce",
+    teacher: Bundle | None = None,
 ) -> FitResult:
     """Train `bundle.model` in place on `windows`; resume from this run's last checkpoint if any.
 
@@ -213,6 +217,8 @@ def fit(
     trains; the caller removes it (detach_projection) before saving.
     `box_lr` > 0 trains box embeddings this project added (`bundle.fresh_boxes`) at that rate.
     `loss` (without `distill`): ce (the model's own), balanced, focal or balanced-focal (losses.py).
+    `teacher`: the frozen teacher, run in the loss for layer-to-layer terms (--hidden-weight,
+    --attention-weight); its layer projections are removed with the feature one (detach_projection).
     """
     checkpoints = run / CHECKPOINTS / name
     loss_info = None
@@ -220,26 +226,44 @@ def fit(
     if config.freeze_boxes and bundle.fresh_boxes:
         freeze_box_embeddings(bundle.model)
     args = training_arguments(config, checkpoints, learning_rate, epochs)
-    extra = ("labels", "teacher_logits") if distill else ("labels",)
+    matches = []
+    if distill and config.layer_matching:
+        if teacher is None:
+            raise DistillError("layer-to-layer distillation needs the fine-tuned teacher", run)
+        matches = intermediate_matches(
+            bundle.model.config,
+            teacher.model.config,
+            config.hidden_weight,
+            config.hidden_loss,
+            config.attention_weight,
+        )
+        check_layer_matching(bundle, teacher, matches)
+    student_inputs = model_input_names(bundle.model)
+    teacher_inputs = (
+        [n for n in model_input_names(teacher.model) if n not in student_inputs] if matches else []
+    )
+    extra = ("labels", "teacher_logits", *teacher_inputs) if distill else ("labels",)
     common = dict(
         model=bundle.model,
         args=args,
         train_dataset=WindowDataset(windows),
-        data_collator=WindowCollator(
-            bundle.tokenizer.pad_token_id or 0, model_input_names(bundle.model), extra
-        ),
+        data_collator=WindowCollator(bundle.tokenizer.pad_token_id or 0, student_inputs, extra),
     )
     trainer: Trainer
     if distill:
         if config.feature_weight > 0:
             teacher_width = windows[0]["teacher_logits"].shape[1] - bundle.model.config.num_labels
             attach_projection(bundle.model, teacher_width)
+        attach_layer_projections(bundle.model, matches)
         trainer = DistillationTrainer(
             **common,
             temperature=config.temperature,
             alpha=config.alpha,
             feature_weight=config.feature_weight,
             feature_kind=config.feature_loss,
+            matches=matches,
+            teacher=teacher.model if matches else None,
+            teacher_inputs=teacher_inputs,
         )
     elif loss != "ce":
         weights = None
@@ -269,4 +293,5 @@ def fit(
         resumed_from=str(resume) if resume else None,
         world_size=args.world_size,
         loss=loss_info,
+        intermediate_matches=[m.record() for m in matches] or None,
     )

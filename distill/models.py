@@ -37,7 +37,7 @@ from distill import atomic
 from distill.errors import DistillError
 from distill.labels import LabelSet
 from distill.machine import is_main_process
-from distill.windows import IMAGE_MODEL_TYPES, WindowEncoder, takes_image
+from distill.windows import BOX_MODEL_TYPES, IMAGE_MODEL_TYPES, WindowEncoder, takes_image
 
 TEACHER_DEFAULT = "microsoft/layoutlmv3-base"
 STUDENT_DEFAULT = "distilbert-base-uncased"
@@ -234,7 +234,9 @@ def _from_pretrained(name: str, role: str, teacher: bool, labels: LabelSet, imag
             processor = LayoutLMv3Processor.from_pretrained(name, apply_ocr=False)
             return Bundle(model, processor.tokenizer, processor.image_processor if image else None)
         bundle = Bundle(model, load_tokenizer(name))
-        return layoutlmv3_from_text(bundle, image) if teacher else bundle
+        # LayoutLM (v1) and LiLT read the boxes themselves: first-class teachers, fine-tuned as they are.
+        wrap = teacher and model_type not in BOX_MODEL_TYPES
+        return layoutlmv3_from_text(bundle, image) if wrap else bundle
     except OSError as err:
         raise DistillError(
             f"could not load the {role} ({err.__class__.__name__}: {str(err).splitlines()[0]}). "

@@ -22,9 +22,10 @@ from distill.distillation import detach_projection
 from distill.errors import DistillError
 from distill.fit import FitResult, clear_checkpoints, fit
 from distill.labels import LabelSet, check_model_labels
+from distill.layer_match import training_encoder
 from distill.machine import is_main_process, package_versions
 from distill.metrics import score_word_logits
-from distill.models import Bundle, build_student, build_teacher, load_bundle
+from distill.models import Bundle, build_teacher, load_bundle
 from distill.preflight import check_settings
 from distill.report import write_training_report
 from distill.run_dir import (
@@ -45,6 +46,7 @@ from distill.run_dir import (
     read_json,
     run_labels,
 )
+from distill.teacher_init import is_teacher_spec, run_student
 from distill.teacher_targets import cached_targets, ensemble_targets, word_targets
 from distill.transfer_set import transfer_set
 from distill.windows import WindowEncoder, takes_image
@@ -152,8 +154,9 @@ def train_and_save(
     distill: bool,
     box_lr: float = 0.0,
     loss: str = "ce",
+    teacher: Bundle | None = None,
 ) -> FitResult:
-    result = fit(bundle, windows, config, run, name, lr, epochs, distill, box_lr, loss)
+    result = fit(bundle, windows, config, run, name, lr, epochs, distill, box_lr, loss, teacher)
     detach_projection(bundle.model)  # feature distillation's projection is training scaffolding
     if is_main_process():
         bundle.save(run / name)
@@ -220,12 +223,17 @@ def run_training(config: TrainConfig) -> Path:
             teachers[0].save(run / TEACHER)
     elif (run / TEACHER / "config.json").is_file() and (config.resume or config.stage == "student"):
         teachers = [load_labelled(run / TEACHER, labels)]  # finished earlier in this run directory
-    elif config.stage == "student" and config.alpha == 0:
+    elif config.stage == "student" and not config.distills and not is_teacher_spec(config.student):
         pass  # plain fine-tuning of the student: no teacher to train, load or score
     elif config.stage == "student":
+        why = (
+            f"--student {config.student} is built from the fine-tuned teacher"
+            if is_teacher_spec(config.student)
+            else "--stage student needs a fine-tuned teacher"
+        )
         raise DistillError(
-            "--stage student needs a fine-tuned teacher: pass --teacher-dir, train one with "
-            "--stage teacher, or fine-tune without distillation (--alpha 0)",
+            f"{why}: pass --teacher-dir, train one with --stage teacher, or fine-tune a student "
+            "of its own without distillation (--alpha 0)",
             run,
         )
     else:
@@ -286,6 +294,9 @@ def run_training(config: TrainConfig) -> Path:
             "alpha": config.alpha,
             "feature_weight": config.feature_weight,
             "feature_loss": config.feature_loss,
+            "hidden_weight": config.hidden_weight,
+            "hidden_loss": config.hidden_loss,
+            "attention_weight": config.attention_weight,
             "transfer_copies": config.transfer_copies,
             "teacher": config.teacher_dir or config.teacher,
         }
@@ -294,16 +305,12 @@ def run_training(config: TrainConfig) -> Path:
             if (run / name / "config.json").is_file() and config.resume and name in metrics["models"]:
                 continue  # finished before an interruption
             set_seed(config.seed)  # the same initialisation for the distilled and the baseline student
-            student = build_student(
-                config.student,
-                words,
-                labels,
-                config.student_layout,
-                run / TOKENIZERS / STUDENT,
-                config.box_init,
-            )
+            student, made = run_student(config, words, labels, run / TOKENIZERS / STUDENT, teachers)
             if not windows:
-                encoder = student.encoder(config.max_length, config.stride)
+                teacher = teachers[0] if len(teachers) == 1 else None
+                encoder = training_encoder(
+                    student, teacher, config.layer_matching, config.max_length, config.stride
+                )
                 windows[False] = encode_split(encoder, train, targets, desc="encoding (students)")
                 windows[True] = windows[False]
                 if len(student_forms) > len(train):
@@ -324,13 +331,16 @@ def run_training(config: TrainConfig) -> Path:
                 epochs,
                 distill,
                 config.box_lr,
+                teacher=teachers[0] if distill and config.layer_matching else None,
             )
             if main:
                 scores = score_word_logits(
                     gold, word_logits(student, test, config, f"scoring {name}"), labels
                 )
                 record = model_record(student, run / name, scores, result, "student")
-                record.update(distilled=distill, layout=config.student_layout, base=config.student)
+                record.update(distilled=distill, layout=config.student_layout, base=config.student, **made)
+                if distill and result.intermediate_matches:
+                    record["intermediate_matches"] = result.intermediate_matches
                 metrics["models"][name] = record
                 save_metrics()
     if main:

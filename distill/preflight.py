@@ -78,8 +78,8 @@ def check_max_length(config: TrainConfig) -> None:
         models += [("teacher", d) for d in config.teacher_dir.split(",") if d]
     elif config.stage in ("teacher", "all"):
         models.append(("teacher", config.teacher))
-    if config.stage in ("student", "all"):
-        models.append(("student", config.student))
+    if config.stage in ("student", "all") and not config.student.startswith("teacher:"):
+        models.append(("student", config.student))  # a teacher:N student has its teacher's positions
     for role, name in models:
         limit = _named_limit(name)
         if limit is not None and config.max_length > limit:
@@ -154,5 +154,8 @@ def check_precision(config: TrainConfig) -> None:
 
 def check_settings(config: TrainConfig) -> None:
     """Every preflight check; the first failure stops the run with one line."""
+    from distill.layer_match import check_tokenizers_early
+
     check_precision(config)
     check_max_length(config)
+    check_tokenizers_early(config)
