@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -178,12 +177,6 @@ def check_layer_matching(student: Any, teacher: Any, matches: list[Match]) -> No
             "shares the teacher's tokenizer (e.g. --student teacher:6); this one does not: use the "
             "word-level terms (--alpha, --feature-weight) instead"
         )
-
-
-def summary(values: list[dict[str, float]]) -> dict[str, float]:
-    """Mean value of each term over the logged steps."""
-    keys = sorted({k for v in values for k in v})
-    return {k: float(np.mean([v[k] for v in values if k in v])) for k in keys}
 
 
 def training_encoder(

@@ -16,6 +16,10 @@ from transformers import (
     BertConfig,
     BertForTokenClassification,
     LayoutLMv3ForTokenClassification,
+    MPNetConfig,
+    MPNetForTokenClassification,
+    RobertaConfig,
+    RobertaForTokenClassification,
 )
 
 from distill.errors import DistillError
@@ -26,7 +30,7 @@ from distill.teacher_init import evenly_spaced, parse_spec, teacher_student
 from distill.windows import pad_batch
 from export import onnx as export_cli
 from tests.conftest import REPO, run_cli
-from tests.test_students import SMALL, WORDS
+from tests.test_students import SMALL, WORDS, tiny_bert, tiny_checkpoint
 
 WORDS_IN_FORM = ["Date:", "12/03/1998", "Name:", "John", "Smith", "Total", "Amount"]
 BOXES = [[60 * i, 40 * i, 60 * i + 50, 40 * i + 30] for i in range(len(WORDS_IN_FORM))]
@@ -177,3 +181,34 @@ def test_a_saved_teacher_n_student_holds_the_teachers_layer_and_classifier(tmp_p
     np.testing.assert_allclose(
         student["classifier.weight"].numpy(), teacher["classifier.weight"].numpy(), atol=1e-6
     )
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
+def test_a_teacher_n_student_of_a_layoutlmv3_built_from_a_text_encoder_trains_under_torchrun(
+    tmp_path: Path,
+) -> None:
+    bert = tiny_bert(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    args = [*SMALL, "--teacher", str(bert), "--no-teacher-image", "--student", "teacher:1", "--hidden-weight",
+            "1", "--batch-size", "2", "--max-steps", "2", "--output-dir", "ddp"]  # fmt: skip
+    proc = subprocess.run(["torchrun", "--nproc_per_node", "2", "-m", "distill.train", *args], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    models = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["models"]
+    assert models["teacher"]["model_type"] == models["student"]["model_type"] == "layoutlmv3"
+    assert all(models[m]["world_size"] == 2 for m in ("teacher", "student", "student-baseline"))
+
+
+@pytest.mark.parametrize(
+    "classes", [(MPNetConfig, MPNetForTokenClassification), (RobertaConfig, RobertaForTokenClassification)]
+)
+def test_a_teacher_n_student_of_a_text_encoder_fine_tuned_as_is(tmp_path: Path, classes: tuple) -> None:
+    teacher = tiny_checkpoint(tmp_path, *classes, max_positions=514)
+    args = [*SMALL, "--teacher", str(teacher), "--teacher-as-is", "--student", "teacher:1", "--hidden-weight",
+            "1", "--max-steps", "2", "--no-baseline", "--output-dir", "run"]  # fmt: skip
+    run_cli(["-m", "distill.train", *args], cwd=tmp_path)
+    run = tmp_path / "run"
+    config = json.loads((run / "student" / "config.json").read_text())
+    assert config["model_type"] == classes[0].model_type and config["num_hidden_layers"] == 1
+    preds = Predictor.from_dir(run / "student", 128, 32).predict(WORDS_IN_FORM)
+    assert [p.word for p in preds] == WORDS_IN_FORM
