@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from distill.windows import BOX_MODEL_TYPES, IMAGE_MODEL_TYPES
+from distill.windows import BOX_MODEL_TYPES, takes_image
 
 
 def synthetic_batch(config: Any, batch: int, length: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -27,7 +27,7 @@ def synthetic_batch(config: Any, batch: int, length: int, seed: int = 0) -> dict
         corners = rng.integers(0, 1001, (batch, length, 2, 2), dtype=np.int64)
         low_xy, high_xy = corners.min(axis=2), corners.max(axis=2)
         out["bbox"] = np.concatenate([low_xy, high_xy], axis=-1)  # x0, y0, x1, y1
-    if config.model_type in IMAGE_MODEL_TYPES:
+    if takes_image(config):  # a LayoutLMv3 built without its image path takes none
         size = int(getattr(config, "input_size", 224))
         out["pixel_values"] = rng.standard_normal((batch, 3, size, size), dtype=np.float32)
     return out

@@ -13,6 +13,7 @@ import tomli_w
 from distill import atomic
 from distill.distillation import FEATURE_LOSSES
 from distill.errors import DistillError
+from distill.losses import TOKEN_LOSSES
 from distill.models import BOX_INITS, STUDENT_DEFAULT, TEACHER_DEFAULT, TINY
 
 HUB_DATASET = "nielsr/funsd-layoutlmv3"
@@ -51,11 +52,27 @@ class TrainConfig:
     )
     # models
     teacher: str = field(
-        default=TEACHER_DEFAULT, metadata={"help": f"teacher: hub id, local directory, or '{TINY}'"}
+        default=TEACHER_DEFAULT,
+        metadata={
+            "help": f"teacher: hub id, local directory, or '{TINY}'. LayoutLMv3, LayoutLM (v1) and LiLT "
+            "are fine-tuned as they are; a text encoder becomes a LayoutLMv3 around its weights "
+            "(unless --teacher-as-is)"
+        },
     )
     student: str = field(
         default=STUDENT_DEFAULT,
-        metadata={"help": f"student: hub id, local directory, or '{TINY}' (any encoder)"},
+        metadata={
+            "help": f"student: hub id, local directory, or '{TINY}' (any encoder); teacher:N (e.g. "
+            "teacher:6) builds it from the fine-tuned teacher's embeddings, classifier and N of its "
+            "layers evenly spaced (0, 2, ..., 10 for 6 of 12), teacher:0,3,6,9 from those layers"
+        },
+    )
+    student_image: bool = field(
+        default=False,
+        metadata={
+            "help": "a teacher:N student of a LayoutLMv3 teacher that reads the image keeps the image path "
+            "(off: text and layout only, the cheaper student)"
+        },
     )
     student_layout: bool = field(
         default=False,
@@ -80,6 +97,23 @@ class TrainConfig:
             "help": "fine-tune a text encoder given as --teacher as it is (AutoModelForTokenClassification: "
             "MPNet, BERT, RoBERTa...) instead of building a LayoutLMv3 teacher around its weights"
         },
+    )
+    teacher_image: bool = field(
+        default=True,
+        metadata={
+            "help": "a LayoutLMv3 teacher reads the page image (196 patch tokens per window); "
+            "--no-teacher-image: text and layout only (visual_embed=False, several times cheaper a step)"
+        },
+    )
+    teacher_loss: str = field(
+        default="ce",
+        metadata={
+            "help": "teacher training loss: ce, balanced (class-weighted by inverse tag frequency), "
+            "focal, or balanced-focal (for rare types; see distill/losses.py)"
+        },
+    )
+    focal_gamma: float = field(
+        default=2.0, metadata={"help": "focusing exponent of the focal losses (0: cross-entropy)"}
     )
     teacher_dir: str = field(
         default="",
@@ -132,6 +166,21 @@ class TrainConfig:
     )
     feature_loss: str = field(
         default="cosine", metadata={"help": "feature distillation distance: cosine (1 - cos) or mse"}
+    )
+    hidden_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "layer-to-layer distillation (students sharing the teacher's tokenizer): weight of each "
+            "hidden-state match, student layer m <-> teacher layer m * L_T / L_S and the embeddings (0: off)"
+        },
+    )
+    hidden_loss: str = field(default="mse", metadata={"help": "hidden-state match distance: mse or cosine"})
+    attention_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "layer-to-layer distillation: weight of the last layer's attention-distribution "
+            "match, KL(teacher || student) (MiniLM; 0: off)"
+        },
     )
     transfer_copies: int = field(
         default=0,
@@ -221,9 +270,35 @@ class TrainConfig:
             )
         if self.feature_weight < 0 or self.transfer_copies < 0:
             raise DistillError("--feature-weight and --transfer-copies cannot be negative")
+        validate_student_options(self)
+        if self.teacher_loss not in TOKEN_LOSSES:
+            raise DistillError(
+                f"--teacher-loss must be one of {', '.join(TOKEN_LOSSES)}, got {self.teacher_loss!r}"
+            )
+        if self.focal_gamma < 0:
+            raise DistillError(f"--focal-gamma cannot be negative, got {self.focal_gamma}")
         if self.temperature <= 0:
             raise DistillError(f"--temperature must be positive, got {self.temperature}")
         return self
+
+
+def validate_student_options(config: TrainConfig) -> None:
+    """teacher:N and layer-to-layer options (their logic: teacher_init.py, layer_match.py)."""
+    from distill.layer_match import HIDDEN_LOSSES
+    from distill.teacher_init import is_teacher_spec, parse_spec
+
+    if config.hidden_weight < 0 or config.attention_weight < 0:
+        raise DistillError("--hidden-weight and --attention-weight cannot be negative")
+    if config.hidden_loss not in HIDDEN_LOSSES:
+        raise DistillError(
+            f"--hidden-loss must be one of {', '.join(HIDDEN_LOSSES)}, got {config.hidden_loss!r}"
+        )
+    if is_teacher_spec(config.student):
+        parse_spec(config.student)
+        if config.student_layout:
+            raise DistillError(
+                "--student-layout with --student teacher:N: that student has its teacher's layout"
+            )
 
 
 def read_values(path: str | Path) -> dict[str, Any]:

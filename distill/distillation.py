@@ -11,6 +11,7 @@ Trainer's.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from transformers import Trainer
 
+from distill.layer_match import LAYER_PROJECTIONS, detach_layer_projections
 from distill.windows import IGNORE_INDEX, pad_batch
 
 if TYPE_CHECKING:
@@ -91,8 +93,10 @@ def attach_projection(model: torch.nn.Module, teacher_hidden: int) -> torch.nn.L
 
 
 def detach_projection(model: torch.nn.Module) -> None:
+    """Remove every distillation scaffold (feature and layer projections) before the model is saved."""
     if hasattr(model, PROJECTION):
         delattr(model, PROJECTION)
+    detach_layer_projections(model)
 
 
 class WindowDataset(Dataset):
@@ -126,13 +130,24 @@ class WindowCollator:
 
 @dataclass
 class TermInputs:
-    """What a loss term may read: the student's outputs, the batch's labels and teacher targets."""
+    """What a loss term may read: the student's outputs, the batch's labels, the teacher's targets.
+
+    Each field is filled only when a declared term needs it (TermKind.needs in loss_terms.py): the
+    cached teacher targets from the windows, the student's hidden states or attentions, the frozen
+    teacher's own (it runs on the batch only for layer-to-layer terms), the per-tag class weights.
+    """
 
     logits: torch.Tensor
     labels: torch.Tensor
     targets: torch.Tensor | None  # teacher_logits: the teacher's logits, then its word vector, per position
     hidden_states: tuple[torch.Tensor, ...] | None
     projection: torch.nn.Module | None
+    attention_mask: torch.Tensor | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    teacher_hidden_states: tuple[torch.Tensor, ...] | None = None
+    teacher_attentions: tuple[torch.Tensor, ...] | None = None
+    layer_projections: torch.nn.ModuleDict | None = None  # per student layer, where widths differ
+    class_weights: torch.Tensor | None = None
 
     @property
     def teacher_logits(self) -> torch.Tensor:
@@ -148,15 +163,6 @@ class TermInputs:
         return self.targets
 
 
-def hard_label_term(inputs: TermInputs, settings: Mapping[str, Any]) -> torch.Tensor:
-    """Cross-entropy with the labels, on labelled positions (what the model's own loss computes)."""
-    mask = inputs.labels != IGNORE_INDEX
-    student = inputs.logits[mask].float()
-    if student.numel() == 0:  # a batch of windows without a labelled word
-        return inputs.logits.sum() * 0.0
-    return F.cross_entropy(student, inputs.labels[mask])
-
-
 def soft_target_term(inputs: TermInputs, settings: Mapping[str, Any]) -> torch.Tensor:
     """T^2 * KL(teacher_T || student_T): distillation_loss at alpha 1."""
     return distillation_loss(
@@ -168,17 +174,54 @@ def word_vector_term(inputs: TermInputs, settings: Mapping[str, Any]) -> torch.T
     """The student's last hidden state, projected to the teacher's width, against the teacher's word vectors."""
     if inputs.hidden_states is None or inputs.projection is None:
         raise ValueError("the word_vectors term needs the student's hidden states and its projection")
-    projected = inputs.projection(inputs.hidden_states[-1])
+    # The text positions only: a LayoutLMv3 that reads the image appends its patches after them.
+    projected = inputs.projection(inputs.hidden_states[-1][:, : inputs.labels.shape[1]])
     return feature_loss(projected, inputs.teacher_vectors, inputs.labels, settings["distance"])
 
 
 class DistillationTrainer(Trainer):
-    """A Trainer whose loss is the declared sum of weighted terms (loss_terms.py), over cached teacher targets."""
+    """A Trainer whose loss is the declared sum of weighted terms (loss_terms.py).
 
-    def __init__(self, *args: Any, terms: Sequence[LossTerm], **kwargs: Any) -> None:
+    The teacher's word targets come cached in the windows. A term that reads the teacher's hidden
+    states or attentions (layer-to-layer distillation, layer_match.py) has the frozen `teacher` run
+    on each batch instead; `teacher_inputs` are the batch fields only the teacher reads (a
+    LayoutLMv3 teacher's page image where its student reads text and layout only).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        terms: Sequence[LossTerm],
+        teacher: torch.nn.Module | None = None,
+        teacher_inputs: Sequence[str] = (),
+        class_weights: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.terms = [t for t in terms if t.weight]
-        self.hidden = any(t.kind.student_hidden_states for t in self.terms)
+        needs = set().union(*(t.kind.needs for t in self.terms))
+        self.hidden = bool(needs & {"student_hidden_states", "teacher_vectors"})
+        self.attentions = "student_attentions" in needs
+        self.teacher_hidden = "teacher_hidden_states" in needs
+        self.teacher_attentions = "teacher_attentions" in needs
+        live = self.teacher_hidden or self.teacher_attentions
+        if live and teacher is None:
+            raise ValueError("a layer-to-layer term runs the teacher in the loss, but no teacher was given")
+        self.teacher = teacher.eval().requires_grad_(False) if live and teacher is not None else None
+        self.teacher_inputs = list(teacher_inputs)
+        self.class_weights = class_weights
+
+    def teacher_outputs(self, inputs: dict[str, torch.Tensor], extra: dict[str, torch.Tensor]) -> Any:
+        """The frozen teacher's hidden states (and attentions) on the student's own windows."""
+        device = inputs["input_ids"].device
+        if next(self.teacher.parameters()).device != device:
+            self.teacher.to(device)
+        names = set(inspect.signature(self.teacher.forward).parameters)
+        feed = {k: v for k, v in {**inputs, **extra}.items() if k in names}
+        with torch.no_grad():
+            return self.teacher(
+                **feed, output_hidden_states=self.teacher_hidden, output_attentions=self.teacher_attentions
+            )
 
     def compute_loss(
         self,
@@ -188,12 +231,24 @@ class DistillationTrainer(Trainer):
         num_items_in_batch: Any = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         labels = inputs.pop("labels")
-        targets = inputs.pop("teacher_logits", None)  # only terms that read the teacher need them
-        outputs = model(**inputs, output_hidden_states=self.hidden)
-        # Through the (possibly DDP-wrapped) model, so the projection's gradient is reduced too.
-        projection = getattr(self.accelerator.unwrap_model(model), PROJECTION, None)
+        targets = inputs.pop("teacher_logits", None)  # only terms that read the cached teacher need them
+        extra = {k: inputs.pop(k) for k in self.teacher_inputs if k in inputs}
+        outputs = model(**inputs, output_hidden_states=self.hidden, output_attentions=self.attentions)
+        # Through the (possibly DDP-wrapped) model, so the projections' gradients are reduced too.
+        student = self.accelerator.unwrap_model(model)
+        teacher = self.teacher_outputs(inputs, extra) if self.teacher is not None else None
         term_inputs = TermInputs(
-            outputs.logits, labels, targets, outputs.hidden_states if self.hidden else None, projection
+            outputs.logits,
+            labels,
+            targets,
+            outputs.hidden_states if self.hidden else None,
+            getattr(student, PROJECTION, None),
+            attention_mask=inputs.get("attention_mask"),
+            attentions=outputs.attentions if self.attentions else None,
+            teacher_hidden_states=teacher.hidden_states if self.teacher_hidden else None,
+            teacher_attentions=teacher.attentions if self.teacher_attentions else None,
+            layer_projections=getattr(student, LAYER_PROJECTIONS, None),
+            class_weights=self.class_weights,
         )
         loss = sum(t.weight * t.kind.compute(term_inputs, t.settings) for t in self.terms)
         return (loss, outputs) if return_outputs else loss

@@ -9,11 +9,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from distill import atomic
+from distill.attention_bias import learn_attention_bias
 from distill.config import TrainConfig
 from distill.distillation import (
     DistillationTrainer,
@@ -22,7 +24,9 @@ from distill.distillation import (
     attach_projection,
 )
 from distill.errors import DistillError
-from distill.loss_terms import PLAIN, LossTerm, describe, distils, is_plain
+from distill.layer_match import attach_layer_projections
+from distill.loss_terms import PLAIN, LossTerm, describe, is_layer_term, is_plain, uses
+from distill.losses import balanced_weights, class_weights_record, tag_counts
 from distill.machine import is_main_process
 from distill.models import BOX_TABLES, Bundle
 from distill.predict import model_input_names
@@ -67,6 +71,7 @@ class FitResult:
     steps: int
     resumed_from: str | None
     world_size: int
+    class_weights: dict[str, Any] | None = None  # a balanced loss's per-tag weights (losses.py)
 
 
 def last_complete_checkpoint(directory: Path) -> Path | None:
@@ -84,10 +89,6 @@ def clear_checkpoints(run: Path, name: str) -> None:
         (run / CHECKPOINTS).rmdir()
 
 
-# LayoutLMv3 reads its relative-position bias tables under torch.no_grad() (upstream, for speed),
-# so they never get a gradient and never change. DDP without find_unused_parameters (the fast path)
-# fails on parameters that get no gradient; freezing them changes nothing else.
-NO_GRAD_PARAMETERS = ("rel_pos_bias.weight", "rel_pos_x_bias.weight", "rel_pos_y_bias.weight")
 # LayoutLM (v1) token classification still builds and runs the [CLS] pooler, whose output the
 # token-level loss never reads: the same DDP failure ("Expected to have finished reduction").
 # Frozen rather than removed, so a saved student keeps every weight its checkpoint format expects.
@@ -95,15 +96,29 @@ POOLER = ".pooler."
 
 
 def freeze_gradient_free(model: torch.nn.Module) -> None:
-    """Freeze the parameters a token-classification loss can never reach (see above)."""
-    layoutlmv3 = model.config.model_type == "layoutlmv3"
+    """Freeze the parameters a token-classification loss can never reach (see above).
+
+    LayoutLMv3's relative attention biases, which upstream reads without gradient, are made to
+    learn instead (attention_bias.py): DDP's fast path then finds a gradient for every one.
+    """
+    learn_attention_bias(model)
     for name, parameter in model.named_parameters():
-        if POOLER in name or (layoutlmv3 and name.endswith(NO_GRAD_PARAMETERS)):
+        if POOLER in name:
             parameter.requires_grad_(False)
 
 
 def box_parameter_names(model: torch.nn.Module) -> set[str]:
     return {name for name, _ in model.named_parameters() if any(part in name for part in BOX_TABLES)}
+
+
+# A LayoutLMv3 built from a text encoder starts its spatial attention bias at zero, like its box
+# embeddings: --box-lr speeds both. (Its 1-D bias is MPNet's own where it has one: not fresh.)
+SPATIAL_BIAS = ("rel_pos_x_bias.weight", "rel_pos_y_bias.weight")
+
+
+def fresh_layout_parameter_names(model: torch.nn.Module) -> set[str]:
+    spatial = {name for name, _ in model.named_parameters() if name.endswith(SPATIAL_BIAS)}
+    return box_parameter_names(model) | spatial
 
 
 def freeze_box_embeddings(model: torch.nn.Module) -> None:
@@ -114,14 +129,15 @@ def freeze_box_embeddings(model: torch.nn.Module) -> None:
 
 
 def optimizer_with_box_lr(trainer: Trainer, box_lr: float) -> torch.optim.Optimizer:
-    """The Trainer's AdamW (same decay rule, betas, eps), with the box embeddings at `box_lr`.
+    """The Trainer's AdamW (same decay rule, betas, eps), with the box embeddings (and a built
+    LayoutLMv3's spatial attention bias) at `box_lr`.
 
     TrainingArguments has one learning rate; the Trainer keeps an optimizer it is handed and puts
     its usual linear schedule on every group, so only the groups are built here.
     """
     args = trainer.args
     decay = set(trainer.get_decay_parameter_names(trainer.model))
-    boxes = box_parameter_names(trainer.model)
+    boxes = fresh_layout_parameter_names(trainer.model)
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, parameter in trainer.model.named_parameters():
         if parameter.requires_grad:
@@ -194,41 +210,59 @@ def fit(
     epochs: float,
     terms: Sequence[LossTerm] = PLAIN,
     box_lr: float = 0.0,
+    teacher: Bundle | None = None,
 ) -> FitResult:
     """Train `bundle.model` in place on `windows`; resume from this run's last checkpoint if any.
 
     `terms` is the declared loss (loss_terms.py): the DistillationTrainer sums them, and when one of
-    them reads the teacher the windows carry `teacher_logits`. Cross-entropy alone (PLAIN) is the
-    plain Trainer with the model's own loss (fine-tuning, what a user does without us). A term with a
-    projection (feature distillation) attaches one to the model while it trains; the caller
-    removes it (detach_projection) before saving.
+    them reads the cached teacher the windows carry `teacher_logits`. Cross-entropy alone (PLAIN) is
+    the plain Trainer with the model's own loss (fine-tuning, what a user does without us). A term
+    with a projection (feature or layer-to-layer distillation) attaches one to the model while it
+    trains; the caller removes it (detach_projection) before saving. `teacher`: the frozen teacher,
+    run in the loss where a term reads its hidden states or attentions (layer_match.py).
     `box_lr` > 0 trains box embeddings this project added (`bundle.fresh_boxes`) at that rate.
     """
-    teacher = distils(terms)
-    if teacher and windows and "teacher_logits" not in windows[0]:
+    cached = uses(terms, "teacher_logits")
+    if cached and windows and "teacher_logits" not in windows[0]:
         raise DistillError(f"{name} distils ({describe(terms)}) but its windows carry no teacher targets")
+    live = uses(terms, "teacher_hidden_states") or uses(terms, "teacher_attentions")
+    if live and teacher is None:
+        raise DistillError(
+            f"{name}: layer-to-layer distillation runs the teacher in the loss; none given", run
+        )
     checkpoints = run / CHECKPOINTS / name
     freeze_gradient_free(bundle.model)
     if config.freeze_boxes and bundle.fresh_boxes:
         freeze_box_embeddings(bundle.model)
     args = training_arguments(config, checkpoints, learning_rate, epochs)
-    extra = ("labels", "teacher_logits") if teacher else ("labels",)
+    student_inputs = model_input_names(bundle.model)
+    # The fields only the teacher reads (its boxes, its page image) travel in the batch to the loss.
+    teacher_inputs = [n for n in model_input_names(teacher.model) if n not in student_inputs] if live else []
+    extra = ("labels", *(["teacher_logits"] if cached else []), *teacher_inputs)
     common = dict(
         model=bundle.model,
         args=args,
         train_dataset=WindowDataset(windows),
-        data_collator=WindowCollator(
-            bundle.tokenizer.pad_token_id or 0, model_input_names(bundle.model), extra
-        ),
+        data_collator=WindowCollator(bundle.tokenizer.pad_token_id or 0, student_inputs, extra),
     )
+    weights = None
     trainer: Trainer
     if is_plain(terms):  # the model's own cross-entropy: the Trainer as users know it
         trainer = Trainer(**common)
     else:
-        if any(t.kind.projection for t in terms if t.weight):
+        if uses(terms, "teacher_vectors"):
             teacher_width = windows[0]["teacher_logits"].shape[1] - bundle.model.config.num_labels
             attach_projection(bundle.model, teacher_width)
-        trainer = DistillationTrainer(**common, terms=terms)
+        attach_layer_projections(bundle.model, [t.settings for t in terms if t.weight and is_layer_term(t)])
+        if uses(terms, "class_weights"):
+            weights = balanced_weights(tag_counts(windows, bundle.model.config.num_labels))
+        trainer = DistillationTrainer(
+            **common,
+            terms=terms,
+            teacher=teacher.model if live else None,
+            teacher_inputs=teacher_inputs,
+            class_weights=torch.tensor(weights, dtype=torch.float32) if weights is not None else None,
+        )
     if box_lr > 0 and bundle.fresh_boxes:
         trainer.optimizer = optimizer_with_box_lr(trainer, box_lr)
     resume = last_complete_checkpoint(checkpoints) if config.resume else None
@@ -249,4 +283,7 @@ def fit(
         steps=output.global_step,
         resumed_from=str(resume) if resume else None,
         world_size=args.world_size,
+        class_weights=class_weights_record(weights, bundle.model.config.id2label)
+        if weights is not None
+        else None,
     )

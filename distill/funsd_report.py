@@ -8,11 +8,17 @@ Per seed, training runs (each a normal `python -m distill.train` run directory):
                              transfer set), named after its options
   <out>/seed<N>/layout       the layout-aware student (word boxes, no image), plain fine-tuning
   <out>/seed<N>/layout-<kd>  the layout-aware student, the best method (vanilla without --best-kd)
+  <out>/seed<N>/teacher<L>, teacher<L>-kd, teacher<L>-l2l
+                             with --init-layers L: the student built from L of the teacher's layers
+                             (--student teacher:L), plain, vanilla KD, and layer-to-layer KD (--l2l-kd)
 Options after `--` go to every run (e.g. `-- --synthetic-forms 16`). Runs go `--jobs` at a time (the
 CPU's cores split between them); finished runs are reused, so the command resumes where it stopped
 and may be run in parts. The report gives mean ± std over seeds, differences paired by seed, the
-int8 export of the students where `python -m export.onnx` has been run on their run directories,
-the command that wrote it, the machine and the summed wall time of its runs.
+int8 export of the students where `python -m export.onnx` has been run on their run directories
+(`--export` runs it), the command that wrote it, the machine and the summed wall time of its runs.
+`--speed-only` times every row's model (PyTorch fp32 and its recommended CPU variant) interleaved in
+one session on the test split (funsd_speed.py) and the report adds forms/s, speed-ups over the
+teacher, the F1-vs-forms/s frontier (funsd-frontier.png) and the targets that need them.
 """
 
 from __future__ import annotations
@@ -36,6 +42,16 @@ from typing import Any
 from distill import atomic
 from distill.commands import placeholder_note, portable_command
 from distill.errors import DistillError
+from distill.funsd_plot import Point, frontier_png
+from distill.funsd_speed import (
+    PYTORCH,
+    RECOMMENDED,
+    SPEED_FILE,
+    Target,
+    recommended_variant,
+    time_all,
+    variant_record,
+)
 from distill.machine import machine_summary, package_versions
 from distill.report import run_types
 from distill.run_dir import read_json
@@ -51,10 +67,20 @@ class Row:
     kind: str  # the run directory's name under seed<N>/
     layout: bool = False
     kd: tuple[str, ...] | None = None  # the distilled row's distill.train options; None: not distilled
+    student: str | None = None  # the row's own --student (teacher:N), else the study's --student
 
     @property
     def distilled(self) -> bool:
         return self.kd is not None
+
+    @property
+    def family(self) -> str:
+        """Rows compared with one plain row: text, layout, or the teacher-initialised student."""
+        return "init" if self.student else "layout" if self.layout else "text"
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.distilled or self.student is not None
 
 
 TEACHER_ROW = Row("teacher", "teacher")
@@ -84,12 +110,27 @@ def study_rows(args: argparse.Namespace) -> list[Row]:
         )
     else:
         rows.append(Row("student, layout-aware + vanilla KD", "layout-kd", True, vanilla))
+    if args.init_layers:
+        n = args.init_layers
+        spec = f"teacher:{n}"
+        label = f"student, {spec} ({n} of the teacher's layers)"
+        layer_kd = tuple(shlex.split(args.l2l_kd))
+        rows += [
+            Row(label, f"teacher{n}", student=spec),
+            Row(f"{label} + vanilla KD", f"teacher{n}-kd", kd=vanilla, student=spec),
+            Row(f"{label} + layer-to-layer KD", f"teacher{n}-l2l", kd=(*vanilla, *layer_kd), student=spec),
+        ]
     return rows
+
+
+def plain_row(row: Row, rows: Sequence[Row]) -> Row:
+    """The plain (not distilled) row of a row's family: what its gains are measured against."""
+    return next(r for r in rows if r.family == row.family and not r.distilled and r is not TEACHER_ROW)
 
 
 def best_text_kd(rows: Sequence[Row]) -> Row:
     """The text-only student's best method as the study defines it: --best-kd, else vanilla."""
-    return [r for r in rows if r.distilled and not r.layout][-1]
+    return [r for r in rows if r.distilled and r.family == "text"][-1]
 
 
 def teacher_model_name(args: argparse.Namespace) -> str:
@@ -122,7 +163,7 @@ def train_args(args: argparse.Namespace, seed: int, row: Row, out: Path) -> list
     common = [
         "--data", args.data, "--seed", str(seed), "--output-dir", str(run), "--report-dir", str(run),
         "--max-length", str(args.max_length), "--stride", str(args.stride),
-        "--batch-size", str(args.batch_size), "--student", args.student,
+        "--batch-size", str(args.batch_size), "--student", row.student or args.student,
         "--holdout-forms", str(args.holdout_forms), "--box-lr", str(args.box_lr), "--box-init", args.box_init,
         "--bf16" if args.bf16 else "--no-bf16", *args.train_options,
     ]  # fmt: skip
@@ -132,7 +173,8 @@ def train_args(args: argparse.Namespace, seed: int, row: Row, out: Path) -> list
                     "--student-lr", str(args.teacher_lr), "--epochs", str(args.teacher_epochs)]  # fmt: skip
         as_is = ["--teacher-as-is"] if args.teacher_as_is else []
         return [*common, "--stage", "teacher", "--teacher", args.teacher, *as_is,
-                "--teacher-lr", str(args.teacher_lr), "--teacher-epochs", str(args.teacher_epochs)]  # fmt: skip
+                "--teacher-lr", str(args.teacher_lr), "--teacher-epochs", str(args.teacher_epochs),
+                *shlex.split(args.teacher_options)]  # fmt: skip
     student = [
         *common,
         "--stage",
@@ -144,9 +186,10 @@ def train_args(args: argparse.Namespace, seed: int, row: Row, out: Path) -> list
     ]
     if row.layout:
         student.append("--student-layout")
-    if row.kd is None:
-        return [*student, "--alpha", "0"]
     teacher = ",".join(str(path) for path in teacher_dirs(args, seed, out))
+    if row.kd is None:
+        # A teacher:N student is built from the teacher even when it is not distilled from it.
+        return [*student, "--alpha", "0", *(["--teacher-dir", teacher] if row.student else [])]
     return [*student, "--teacher-dir", teacher, *row.kd, "--no-baseline"]
 
 
@@ -216,12 +259,12 @@ def run_all(args: argparse.Namespace, out: Path) -> None:
                 s: submit(s, TEACHER_ROW) for s in sorted({teacher_seed(args, s) for s in args.seeds})
             }
             ready = {seed: [teachers[teacher_seed(args, seed)]] for seed in args.seeds}
-            order = [[row for row in rows if row.layout == layout and row is not TEACHER_ROW]
-                     for layout in (False, True)]  # fmt: skip
+            order = [[row for row in rows if row.family == family and row is not TEACHER_ROW]
+                     for family in ("text", "layout", "init")]  # fmt: skip
         for group in order:
             for seed in args.seeds:
                 for row in group:
-                    submit(seed, row, ready[seed] if row.distilled else ())
+                    submit(seed, row, ready[seed] if row.needs_teacher else ())
         for future in pending:
             future.result()
 
@@ -264,6 +307,12 @@ def collect(out: Path, args: argparse.Namespace) -> dict[Row, list[dict[str, Any
             record["seed"] = seed
             record["run"] = str(run)
             record["int8"] = int8_record(run, model)
+            recommended = recommended_variant(run, model)
+            if recommended is not None:
+                record["recommended"] = {
+                    "variant": recommended[0],
+                    **(variant_record(run, model, recommended[0]) or {}),
+                }
             record["teacher_cache_seconds"] = metrics.get("teacher_cache_seconds", 0.0)
             record["test_forms"] = metrics.get("test_forms")
             record["wall_seconds"] = read_json(run / WALL)["seconds"] if (run / WALL).is_file() else None
@@ -301,7 +350,13 @@ def overhead_cell(row: Row, records: list[dict[str, Any]], plain: list[dict[str,
     return f"{seconds:.0f} s ({fmt(shares, 100.0, 0)} %)"
 
 
-def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, command: str) -> str:
+def render(
+    rows: dict[Row, list[dict[str, Any]]],
+    args: argparse.Namespace,
+    command: str,
+    speed: dict[str, Any] | None = None,
+    frontier_name: str = "funsd-frontier.png",
+) -> str:
     # The forms scored, as the runs' metrics.json counted them (whatever --data was).
     forms = next((r["test_forms"] for recs in rows.values() for r in recs if r.get("test_forms")), None)
     split = (
@@ -366,7 +421,7 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
                 fmt([v["f1"] for v in int8]),
                 fmt([v["delta_f1_points"] for v in int8], 1.0, 2, signed=True),
             ]
-        plain = rows[LAYOUT if row.layout else TEXT]
+        plain = rows[plain_row(row, list(rows))]
         lines.append(
             f"| {row.label} | {seeds} | {fmt([r['precision'] for r in records])} | {fmt([r['recall'] for r in records])} | "
             f"**{fmt([r['f1'] for r in records])}** | {fmt([r['word_accuracy'] for r in records])} | "
@@ -426,7 +481,7 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
         "",
         f"- teacher over the plain text-only student: {paired(TEACHER_ROW, TEXT)}",
         f"- layout-aware over text-only student: {paired(LAYOUT, TEXT)}",
-        *[f"- {row.label} over plain: {paired(row, LAYOUT if row.layout else TEXT)}" for row in kd_rows],
+        *[f"- {row.label} over plain: {paired(row, plain_row(row, list(rows)))}" for row in kd_rows],
         f"- share of the teacher–student gap the best text-only method ({best.label}) recovers: "
         f"{100 * recovered:.0f} %",
         "",
@@ -453,7 +508,159 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
             else " (not exported yet)",
         ),
     ]
+    lines += cost_section(rows, args, speed, frontier_name)
     return "\n".join(lines) + "\n"
+
+
+RUNTIMES = ((PYTORCH, "PyTorch fp32"), (RECOMMENDED, "recommended CPU variant"))
+SMALL_PARAMS = 25e6  # the "smallest student" class of the targets (MiniLM-L6: 22.7 M)
+
+
+def f1_points(records: list[dict[str, Any]]) -> list[float]:
+    return [r["f1"] * 100.0 for r in records]
+
+
+def speed_of(speed: dict[str, Any] | None, row: Row, runtime: str) -> float | None:
+    entry = ((speed or {}).get("rows", {}).get(row.kind) or {}).get(runtime)
+    return entry["forms_per_s"] if entry else None
+
+
+def speedup(speed: dict[str, Any] | None, row: Row, runtime: str) -> float | None:
+    ours, teacher = speed_of(speed, row, runtime), speed_of(speed, TEACHER_ROW, runtime)
+    return ours / teacher if ours and teacher else None
+
+
+def frontier_points(rows: dict[Row, list[dict[str, Any]]], speed: dict[str, Any] | None) -> list[Point]:
+    points = []
+    for row, records in rows.items():
+        for runtime, name in RUNTIMES:
+            forms = speed_of(speed, row, runtime)
+            if records and forms:
+                m, sd = mean_std(f1_points(records))
+                points.append(Point(row.kind, name, forms, m, sd))  # run names: short labels
+    return points
+
+
+def cost_section(
+    rows: dict[Row, list[dict[str, Any]]],
+    args: argparse.Namespace,
+    speed: dict[str, Any] | None,
+    frontier_name: str,
+) -> list[str]:
+    """forms/s beside F1, the speed-ups over the teacher, the frontier plot and the targets that need them."""
+    lines = ["", "## Cost: forms/s on the scored split, and the targets of the teacher-initialised study", ""]
+    if speed:
+        lines += [
+            f"Timed by `{speed['command']}` (no training running) on {speed['machine']}: "
+            f"{speed['rounds']} interleaved rounds over the {speed['forms']} forms, {speed['batch_size']} "
+            f"windows a batch, {speed['threads']} threads; median per model. One seed's models "
+            f"(seed {speed['seed']}): speed does not depend on the seed. forms/s is end to end (windows, "
+            "tokens, image where read, forward passes); × teacher is the speed-up over the teacher in the "
+            "same runtime (the teacher's own recommended variant for that column).",
+            "",
+        ]
+    else:
+        lines += ["Not timed yet: run the study command again with `--speed-only` (no training running).", ""]
+    lines += [
+        "| model | params | entity F1 | PyTorch fp32 forms/s | × teacher | recommended CPU variant | forms/s | × teacher | its F1 | ΔF1 vs PyTorch |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for row, records in rows.items():
+        if not records:
+            lines.append(f"| {row.label} | not run yet |" + " |" * 8)
+            continue
+        cells = []
+        for runtime, _ in RUNTIMES:
+            forms, up = speed_of(speed, row, runtime), speedup(speed, row, runtime)
+            cells.append(f"{forms:.2f}" if forms else "not timed")
+            cells.append(f"{up:.2f}×" if up else "—")
+        recommended = [r["recommended"] for r in records if r.get("recommended")]
+        variant = recommended[0]["variant"] if recommended else "not exported"
+        scored = [v for v in recommended if v.get("f1") is not None]
+        rec_f1 = fmt([v["f1"] for v in scored]) if scored else "—"
+        rec_delta = fmt([v["delta_f1_points"] for v in scored], 1.0, 2, signed=True) if scored else "—"
+        lines.append(
+            f"| {row.label} | {records[0]['params'] / 1e6:.1f} M | {fmt([r['f1'] for r in records])} | "
+            f"{cells[0]} | {cells[1]} | {variant} | {cells[2]} | {cells[3]} | {rec_f1} | {rec_delta} |"
+        )
+    if speed and frontier_points(rows, speed):
+        names = ", ".join(f"{row.kind} = {row.label}" for row in rows)
+        lines += [
+            "",
+            f"![entity F1 against forms/s, both runtimes]({frontier_name})",
+            "",
+            f"Points: {names}.",
+        ]
+    lines += ["", "Against the targets of the teacher-initialised study (means over seeds):", ""]
+    lines += issue_targets(rows, speed)
+    return lines
+
+
+def issue_targets(rows: dict[Row, list[dict[str, Any]]], speed: dict[str, Any] | None) -> list[str]:
+    teacher = rows[TEACHER_ROW]
+    t_f1 = statistics.fmean(f1_points(teacher)) if teacher else float("nan")
+    header = [r["per_type"]["HEADER"]["f1"] * 100 for r in teacher if "HEADER" in r.get("per_type", {})]
+    t_header = statistics.fmean(header) if header else float("nan")
+    out = [
+        verdict(
+            f"the teacher reaches ≥ 63.0 F1 ({t_f1:.2f}) with HEADER F1 ≥ 30 ({t_header:.2f})",
+            known(t_f1 + t_header, t_f1 >= 63.0 and t_header >= 30.0),
+        )
+    ]
+    students = {row: recs for row, recs in rows.items() if row is not TEACHER_ROW and recs}
+
+    def within(row: Row, points: float, times: float, what: str) -> list[str]:
+        gap = t_f1 - statistics.fmean(f1_points(students[row]))
+        lines = []
+        for runtime, name in RUNTIMES:
+            up = speedup(speed, row, runtime)
+            lines.append(
+                verdict(
+                    f"{what} ({row.label}) is within {points:.1f} F1 of the teacher "
+                    f"({abs(gap):.2f} {'below' if gap >= 0 else 'above'}) at "
+                    f"≥ {times:g}× its forms/s in {name} " + (f"({up:.2f}×)" if up else "(not timed yet)"),
+                    known(gap if up else float("nan"), gap <= points and up is not None and up >= times),
+                )
+            )
+        return lines
+
+    if students:
+        out += within(best_student(students), 2.0, 2.0, "the best student")
+        small = {row: recs for row, recs in students.items() if recs[0]["params"] <= SMALL_PARAMS}
+        if small:
+            best_small = max(small, key=lambda row: statistics.fmean(f1_points(small[row])))
+            out += within(
+                best_small, 4.0, 6.0, f"the best student of ≤ {SMALL_PARAMS / 1e6:.0f} M parameters"
+            )
+        else:
+            out.append(verdict(f"a student of ≤ {SMALL_PARAMS / 1e6:.0f} M parameters exists", False))
+    distilled = {row: recs for row, recs in rows.items() if row.distilled}  # finished or not
+    losses = {
+        row: [
+            r["recommended"]["delta_f1_points"]
+            for r in recs
+            if (r.get("recommended") or {}).get("f1") is not None
+        ]
+        for row, recs in distilled.items()
+    }
+    measured = {row: statistics.fmean(v) for row, v in losses.items() if v}
+    worst = min(measured.items(), key=lambda kv: kv[1], default=None)
+    out.append(
+        verdict(
+            "the recommended CPU variant of every distilled student loses ≤ 1.0 F1 point"
+            + (f" (worst: {worst[0].label}, {worst[1]:+.2f})" if worst else ""),
+            # One loss beyond the budget decides; otherwise every distilled row must have been measured.
+            False
+            if any(v < -1.0 for v in measured.values())
+            else None
+            if len(measured) < len(distilled) or not distilled
+            else True,
+            ""
+            if len(measured) == len(distilled)
+            else f" ({len(measured)} of {len(distilled)} rows exported)",
+        )
+    )
+    return out
 
 
 def best_student(rows: dict[Row, list[dict[str, Any]]]) -> Row:
@@ -482,8 +689,8 @@ def verdict(claim: str, held: bool | None, note: str = "") -> str:
 
 
 # distill.train options that tell one tuning run from another, as config.toml spells them.
-TUNED = ("student_layout", "epochs", "student_lr", "alpha", "temperature", "feature_weight", "feature_loss",
-         "transfer_copies")  # fmt: skip
+TUNED = ("student", "student_layout", "epochs", "student_lr", "alpha", "temperature", "feature_weight",
+         "feature_loss", "hidden_weight", "attention_weight", "transfer_copies")  # fmt: skip
 
 
 def tuning_table(out: Path, seeds: Sequence[int]) -> str:
@@ -513,6 +720,67 @@ def tuning_table(out: Path, seeds: Sequence[int]) -> str:
             + f" | **{statistics.fmean(scores):.1f}** |"
         )
     return "\n".join(lines) + "\n"
+
+
+def speed_targets(args: argparse.Namespace, out: Path, seed: int) -> list[Target]:
+    """Every row's model of one seed, in PyTorch and (where exported) its recommended CPU variant."""
+    targets = []
+    for row in study_rows(args):
+        if row is TEACHER_ROW and args.teacher == ENSEMBLE:
+            continue  # two models, not one to time: its members are the plain rows
+        run, model = run_dir(out, seed, row, args)
+        if not (run / model / "config.json").is_file():
+            continue
+        targets.append(Target(row.kind, PYTORCH, run / model, "PyTorch fp32"))
+        recommended = recommended_variant(run, model)
+        if recommended is not None:
+            targets.append(Target(row.kind, RECOMMENDED, recommended[1], recommended[0]))
+    return targets
+
+
+def measure_speed(args: argparse.Namespace, out: Path, command: str) -> dict[str, Any]:
+    """Time every row (funsd_speed.time_all) and keep the figures in <out>/speed.json."""
+    import torch
+
+    from distill.run_dir import load_run_data, read_config
+
+    seed = args.seeds[0]
+    targets = speed_targets(args, out, seed)
+    if not targets:
+        raise DistillError("no finished run to time: train the study first", out / f"seed{seed}")
+    config = read_config(targets[0].path.parent)  # a row's run: the first target is its PyTorch model
+    columns = ("tokens", "bboxes", "image")
+    forms = [{k: row[k] for k in columns} for row in load_run_data(config)["test"]]
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    figures = time_all(targets, forms, args.max_length, args.stride, args.batch_size, args.speed_rounds)
+    speed = {
+        "command": command,
+        "machine": machine_summary(),
+        "rounds": args.speed_rounds,
+        "forms": len(forms),
+        "batch_size": args.batch_size,
+        "threads": threads,
+        "seed": seed,
+        "rows": figures,
+    }
+    atomic.write_json(out / SPEED_FILE, speed)
+    return speed
+
+
+def list_runs(args: argparse.Namespace, out: Path) -> list[str]:
+    """`RUN MODEL` per finished run of the study: what `python -m export.onnx --models` exports."""
+    lines = []
+    for seed in args.seeds:
+        for row in study_rows(args):
+            if row is TEACHER_ROW and args.teacher == ENSEMBLE:
+                continue
+            if finished(out, seed, row, args):
+                run, model = run_dir(out, seed, row, args)
+                line = f"{run} {model}"
+                if line not in lines:  # a shared teacher once
+                    lines.append(line)
+    return lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -555,6 +823,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OPTIONS",
         help="distill.train options of the best method, added to vanilla KD's, e.g. "
         "'--feature-weight 1 --transfer-copies 2'; its rows are named after them (empty: vanilla only)",
+    )
+    p.add_argument(
+        "--teacher-options",
+        default="",
+        metavar="OPTIONS",
+        help="distill.train options for the teacher's run only, e.g. '--teacher-loss balanced "
+        "--no-teacher-image --box-lr 1e-3'",
+    )
+    p.add_argument(
+        "--init-layers",
+        type=int,
+        default=0,
+        help="add the rows of a student built from this many of the teacher's layers (--student "
+        "teacher:N): plain, vanilla KD and layer-to-layer KD (0: none)",
+    )
+    p.add_argument(
+        "--l2l-kd",
+        default="--hidden-weight 1",
+        metavar="OPTIONS",
+        help="the layer-to-layer row's distill.train options, added to vanilla KD's",
+    )
+    p.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="train nothing: time every row's model (PyTorch fp32 and its recommended CPU variant) "
+        "interleaved, keep <output-dir>/speed.json, and write the report",
+    )
+    p.add_argument("--speed-rounds", type=int, default=3, help="interleaved timing rounds of --speed-only")
+    p.add_argument(
+        "--list-runs",
+        action="store_true",
+        help="print 'RUN MODEL' for every finished run (for a `python -m export.onnx` loop) and exit",
     )
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--stride", type=int, default=128)
@@ -600,16 +900,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.output_dir)
     command = portable_command(["python", "-m", "distill.funsd_report", *argv], command_placeholders(args)[0])
     try:
-        if not args.report_only:
+        if args.init_layers and args.teacher == ENSEMBLE:
+            raise DistillError("--init-layers builds students from one trained teacher, not the ensemble")
+        if args.list_runs:
+            print("\n".join(list_runs(args, out)))
+            return 0
+        if not (args.report_only or args.speed_only):
             run_all(args, out)
+        name = "funsd-holdout.md" if args.holdout_forms else "funsd.md"
+        frontier_name = name.replace(".md", "-frontier.png")
+        speed = measure_speed(args, out, command) if args.speed_only else None
+        if speed is None and (out / SPEED_FILE).is_file():
+            speed = read_json(out / SPEED_FILE)
         rows = collect(out, args)
-        report = render(rows, args, command)
+        report = render(rows, args, command, speed, frontier_name)
         if args.holdout_forms:  # tuning: the study's report plus every run tried so far
             report += "\n## Every student run under " + f"`{out}`\n\n" + tuning_table(out, args.seeds)
-        name = "funsd-holdout.md" if args.holdout_forms else "funsd.md"
+        points = frontier_points(rows, speed)
+        if points:
+            title = f"FUNSD ({'held-out forms' if args.holdout_forms else 'test split'}), {speed['machine']}"
+            atomic.write_bytes(Path(args.report_dir) / frontier_name, frontier_png(points, title))
         path = atomic.write_text(Path(args.report_dir) / name, report)
         atomic.write_json(Path(args.report_dir) / name.replace(".md", ".json"), {
-            "command": command, "rows": {row.kind: records for row, records in rows.items()}
+            "command": command, "rows": {row.kind: records for row, records in rows.items()}, "speed": speed,
         })  # fmt: skip
     except DistillError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -37,7 +37,7 @@ from distill import atomic
 from distill.errors import DistillError
 from distill.labels import LabelSet
 from distill.machine import is_main_process
-from distill.windows import IMAGE_MODEL_TYPES, WindowEncoder
+from distill.windows import BOX_MODEL_TYPES, IMAGE_MODEL_TYPES, WindowEncoder, takes_image
 
 TEACHER_DEFAULT = "microsoft/layoutlmv3-base"
 STUDENT_DEFAULT = "distilbert-base-uncased"
@@ -158,7 +158,10 @@ def trained_once(train: Callable[[], Any], directory: Path | None, wait_seconds:
     return AutoTokenizer.from_pretrained(directory)
 
 
-def tiny_teacher(train_words: list[str], labels: LabelSet, tokenizer_dir: Path | None = None) -> Bundle:
+def tiny_teacher(
+    train_words: list[str], labels: LabelSet, tokenizer_dir: Path | None = None, image: bool = True
+) -> Bundle:
+    """`image` False: text and layout only (visual_embed=False), no image processor."""
     tokenizer = trained_once(lambda: train_bpe_tokenizer(train_words, TINY_BPE_VOCAB), tokenizer_dir)
     image_processor = LayoutLMv3ImageProcessor(
         apply_ocr=False, size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
@@ -176,12 +179,13 @@ def tiny_teacher(train_words: list[str], labels: LabelSet, tokenizer_dir: Path |
         shape_size=(TINY_HIDDEN - 4 * coordinate) // 2,
         input_size=TINY_IMAGE_SIZE,
         patch_size=16,
+        visual_embed=image,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         **label_kwargs(labels),
     )
-    return Bundle(LayoutLMv3ForTokenClassification(config), tokenizer, image_processor)
+    return Bundle(LayoutLMv3ForTokenClassification(config), tokenizer, image_processor if image else None)
 
 
 def tiny_student(train_words: list[str], labels: LabelSet, tokenizer_dir: Path | None = None) -> Bundle:
@@ -214,20 +218,25 @@ def load_tokenizer(name: str | Path) -> Any:
     return tokenizer
 
 
-def _from_pretrained(name: str, role: str, teacher: bool, labels: LabelSet) -> Bundle:
+def _from_pretrained(name: str, role: str, teacher: bool, labels: LabelSet, image: bool = True) -> Bundle:
     """A hub id or a local directory, with a classification head for our labels.
 
     `teacher`: a text encoder becomes a LayoutLMv3 teacher around its weights (layoutlmv3_from_text).
+    `image` False: a LayoutLMv3 (hub or built) without its image path (visual_embed=False).
     """
     try:
+        model_type = AutoConfig.from_pretrained(name).model_type
+        extra = {"visual_embed": False} if model_type in IMAGE_MODEL_TYPES and not image else {}
         model = AutoModelForTokenClassification.from_pretrained(
-            name, ignore_mismatched_sizes=True, **label_kwargs(labels)
+            name, ignore_mismatched_sizes=True, **label_kwargs(labels), **extra
         )
-        if model.config.model_type in IMAGE_MODEL_TYPES:
+        if model_type in IMAGE_MODEL_TYPES:
             processor = LayoutLMv3Processor.from_pretrained(name, apply_ocr=False)
-            return Bundle(model, processor.tokenizer, processor.image_processor)
+            return Bundle(model, processor.tokenizer, processor.image_processor if image else None)
         bundle = Bundle(model, load_tokenizer(name))
-        return layoutlmv3_from_text(bundle) if teacher else bundle
+        # LayoutLM (v1) and LiLT read the boxes themselves: first-class teachers, fine-tuned as they are.
+        wrap = teacher and model_type not in BOX_MODEL_TYPES
+        return layoutlmv3_from_text(bundle, image) if wrap else bundle
     except OSError as err:
         raise DistillError(
             f"could not load the {role} ({err.__class__.__name__}: {str(err).splitlines()[0]}). "
@@ -242,16 +251,19 @@ def build_teacher(
     labels: LabelSet,
     tokenizer_dir: Path | None = None,
     as_is: bool = False,
+    image: bool = True,
 ) -> Bundle:
     """`tokenizer_dir`: where the tiny preset keeps its trained tokenizer (see trained_once).
 
     `as_is`: a text encoder is fine-tuned as itself (a token classifier on words alone, like a
     student) rather than wrapped into a LayoutLMv3; the word-level logit cache serves either.
+    `image` False: a LayoutLMv3 teacher reads text and layout only (no patch tokens).
     """
     if name == TINY:
-        tiny = tiny_student if as_is else tiny_teacher
-        return tiny(train_words, labels, tokenizer_dir)
-    return _from_pretrained(name, "teacher", teacher=not as_is, labels=labels)
+        if as_is:
+            return tiny_student(train_words, labels, tokenizer_dir)
+        return tiny_teacher(train_words, labels, tokenizer_dir, image)
+    return _from_pretrained(name, "teacher", teacher=not as_is, labels=labels, image=image)
 
 
 def build_student(
@@ -278,12 +290,11 @@ def load_preprocessing(path: str | Path) -> tuple[str, Any, Any | None]:
             "not a model directory (no config.json): run `python -m distill.train` first", path
         )
     try:
-        model_type = AutoConfig.from_pretrained(path).model_type
+        config = AutoConfig.from_pretrained(path)
+        model_type = config.model_type
         tokenizer = load_tokenizer(path)
         image_processor = (
-            LayoutLMv3ImageProcessor.from_pretrained(path, apply_ocr=False)
-            if model_type in IMAGE_MODEL_TYPES
-            else None
+            LayoutLMv3ImageProcessor.from_pretrained(path, apply_ocr=False) if takes_image(config) else None
         )
     except (OSError, ValueError) as err:
         raise DistillError(
@@ -319,6 +330,25 @@ _DISTILBERT_LAYER_MAP = {
     "ffn.lin2": "output.dense",
     "output_layer_norm": "output.LayerNorm",
 }
+
+
+# MPNet parameter names -> BERT/LayoutLM ones (per layer, after "encoder.layer.N."); the rest match.
+_MPNET_LAYER_MAP = {
+    "attention.attn.q": "attention.self.query",
+    "attention.attn.k": "attention.self.key",
+    "attention.attn.v": "attention.self.value",
+    "attention.attn.o": "attention.output.dense",
+    "attention.LayerNorm": "attention.output.LayerNorm",
+}
+MPNET_BIAS = "mpnet.encoder.relative_attention_bias.weight"
+
+
+def _mpnet_key(key: str) -> str:
+    """An MPNet weight's name as BERT spells it (mpnet.encoder.layer.3.attention.attn.q.weight ->
+    mpnet.encoder.layer.3.attention.self.query.weight)."""
+    for theirs, ours in _MPNET_LAYER_MAP.items():
+        key = key.replace(f".{theirs}.", f".{ours}.")
+    return key
 
 
 def position_offset(model: PreTrainedModel) -> int:
@@ -396,6 +426,10 @@ def _text_to_layoutlm_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
     else:
         prefix = model.base_model_prefix + "."
         for key, value in state.items():
+            if key == MPNET_BIAS:  # no LayoutLM counterpart; layoutlmv3_from_text takes it itself
+                continue
+            if model_type == "mpnet":
+                key = _mpnet_key(key)
             if key.startswith(prefix):
                 out["layoutlm." + key.removeprefix(prefix)] = value
             elif key.startswith("classifier."):
@@ -448,6 +482,11 @@ def with_layout(text: Bundle, box_init: str = "zero") -> Bundle:
     """
     if box_init not in BOX_INITS:
         raise DistillError(f"unknown box initialisation {box_init!r}; choose one of {', '.join(BOX_INITS)}")
+    if text.model.config.model_type == "mpnet":
+        raise DistillError(
+            "no layout-aware form of an MPNet student: LayoutLM has no relative attention bias, so "
+            "MPNet's would be lost; use a BERT-family student, or --student teacher:N from an MPNet teacher"
+        )
     config = _layoutlm_config(text.model.config, position_offset(text.model))
     model = LayoutLMForTokenClassification(config)
     missing, unexpected = model.load_state_dict(_text_to_layoutlm_state(text.model), strict=False)
@@ -473,7 +512,9 @@ def with_layout(text: Bundle, box_init: str = "zero") -> Bundle:
 # --- a LayoutLMv3 teacher from a text encoder's weights ---------------------------------------
 
 
-def _layoutlmv3_config(text_config: Any, offset: int = 0, image_size: int = 224) -> LayoutLMv3Config:
+def _layoutlmv3_config(
+    text_config: Any, offset: int = 0, image_size: int = 224, image: bool = True
+) -> LayoutLMv3Config:
     base = _layoutlm_config(text_config, offset)  # BERT-family sizes, whatever the text model's naming
     hidden = base.hidden_size
     coordinate = hidden // 6  # 4 * coordinate + 2 * shape == hidden, as in the base model (128, 128 for 768)
@@ -495,44 +536,60 @@ def _layoutlmv3_config(text_config: Any, offset: int = 0, image_size: int = 224)
         shape_size=shape,
         input_size=image_size,
         patch_size=16,
+        visual_embed=image,
         **label_kwargs(config_labels(text_config)),
     )
 
 
-def layoutlmv3_from_text(text: Bundle) -> Bundle:
+def layoutlmv3_from_text(text: Bundle, image: bool = True) -> Bundle:
     """A LayoutLMv3 teacher (text + layout + image) whose text path starts from a BERT-family encoder.
 
     Without the hub's pretrained LayoutLMv3, this is the strongest teacher we can build offline:
-    the text encoder's pretrained weights, plus LayoutLMv3's 2-D embeddings and spatial attention
-    bias (zero at start, so it starts as the text model) and its image patches (learnt from FUNSD).
+    the text encoder's pretrained weights, plus LayoutLMv3's 2-D embeddings and its 1-D and
+    spatial attention biases (zero at start, so it starts as the text model; they learn during
+    training, see attention_bias.py) and its image patches (learnt from FUNSD).
     The tokenizer stays the text model's; the image goes through LayoutLMv3's image processor.
+    `image` False: no image path at all (visual_embed=False): text and layout only.
     """
-    config = _layoutlmv3_config(text.model.config, position_offset(text.model))
+    config = _layoutlmv3_config(text.model.config, position_offset(text.model), image=image)
     model = LayoutLMv3ForTokenClassification(config)
     state = {
         k.replace("layoutlm.", "layoutlmv3.", 1): v for k, v in _text_to_layoutlm_state(text.model).items()
     }
     ours = model.state_dict()
     positions = state.pop("layoutlmv3.embeddings.position_embeddings.weight")
-    state.pop("layoutlmv3.embeddings.token_type_embeddings.weight", None)  # LayoutLMv3 has one segment type
+    # LayoutLMv3 has one segment type: BERT's type 0 (what every token of ours is) where it has one.
+    segments = state.pop("layoutlmv3.embeddings.token_type_embeddings.weight", None)
     # LayoutLMv3 numbers positions from padding_idx + 1 (RoBERTa style); BERT from 0.
     shifted = ours["layoutlmv3.embeddings.position_embeddings.weight"].clone()
     start = config.pad_token_id + 1
     count = min(len(positions), len(shifted) - start)
     shifted[start : start + count] = positions[:count]
+    if position_offset(text.model) == start:  # RoBERTa-style already (MPNet): its padding rows too
+        shifted[:start] = text.model.base_model.embeddings.position_embeddings.weight[:start].detach()
     state["layoutlmv3.embeddings.position_embeddings.weight"] = shifted
-    state = {k: v for k, v in state.items() if k in ours and ours[k].shape == v.shape}
+    dropped = [k for k, v in state.items() if k not in ours or ours[k].shape != v.shape]
+    if dropped:  # a silent drop once left an MPNet-built teacher with random attention weights
+        raise DistillError(f"could not map the text encoder's weights to LayoutLMv3: {dropped[:3]}")
     model.load_state_dict(state, strict=False)
     with torch.no_grad():
         emb = model.layoutlmv3.embeddings
         for table in box_tables(emb):
             table.weight.zero_()
         emb.token_type_embeddings.weight.zero_()
+        if segments is not None:
+            emb.token_type_embeddings.weight[0] = segments[0]
         for bias in (
             model.layoutlmv3.encoder.rel_pos_bias,
             model.layoutlmv3.encoder.rel_pos_x_bias,
             model.layoutlmv3.encoder.rel_pos_y_bias,
         ):
             bias.weight.zero_()
-    image_processor = LayoutLMv3ImageProcessor(apply_ocr=False)
+        if text.model.config.model_type == "mpnet":
+            # MPNet's relative position bias: the same buckets (T5's, 32 of them up to distance 128)
+            # as LayoutLMv3's 1-D bias, which is divided by sqrt(head size) where MPNet's is not.
+            mpnet = text.model.state_dict()[MPNET_BIAS]  # [buckets, heads]
+            head_size = config.hidden_size // config.num_attention_heads
+            model.layoutlmv3.encoder.rel_pos_bias.weight.copy_(mpnet.t() * head_size**0.5)
+    image_processor = LayoutLMv3ImageProcessor(apply_ocr=False) if image else None
     return Bundle(model, text.tokenizer, image_processor, fresh_boxes=True)

@@ -16,6 +16,7 @@ import torch
 from distill.config import TrainConfig
 from distill.errors import DistillError
 from distill.models import TINY
+from distill.teacher_init import is_teacher_spec
 
 # The tiny preset's models have 512 usable positions each (tiny_teacher: 514 rows minus
 # RoBERTa's offset of 2; tiny_student: 512); tests/test_preflight.py holds the two to this.
@@ -78,8 +79,8 @@ def check_max_length(config: TrainConfig) -> None:
         models += [("teacher", d) for d in config.teacher_dir.split(",") if d]
     elif config.stage in ("teacher", "all"):
         models.append(("teacher", config.teacher))
-    if config.stage in ("student", "all"):
-        models.append(("student", config.student))
+    if config.stage in ("student", "all") and not is_teacher_spec(config.student):
+        models.append(("student", config.student))  # a teacher:N student has its teacher's positions
     for role, name in models:
         limit = _named_limit(name)
         if limit is not None and config.max_length > limit:

@@ -74,6 +74,7 @@ def render_training_report(metrics: dict[str, Any], run: Path) -> str:
         )
     lines += ["", *per_type_table(models, metrics.get("labels"))]
     lines += [f"Data note: {note}." for note in metrics.get("data_notes", [])]
+    lines += teacher_loss_lines(models.get("teacher", {}))
     lines += distillation_lines(metrics)
     v = metrics.get("versions", {})
     lines += ["", "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + "."]
@@ -102,6 +103,19 @@ def loss_formula(d: dict[str, Any]) -> str:
     return f"loss = {d['alpha']} · T²·KL(teacher/T ‖ student/T) + {1 - d['alpha']:.2f} · CE, T = {d['temperature']}"
 
 
+def teacher_loss_lines(teacher: dict[str, Any]) -> list[str]:
+    """The loss the teacher was fine-tuned on, where it is not plain cross-entropy (--teacher-loss)."""
+    loss = teacher.get("loss") or {}
+    if loss.get("kind", "ce") == "ce":
+        return []
+    formula = loss_formula(loss) if "terms" in loss else "its own loss"  # records before declared terms
+    line = f"The teacher was fine-tuned on {formula} (--teacher-loss {loss['kind']})"
+    weights = loss.get("class_weights")
+    if weights:
+        line += "; class weights " + ", ".join(f"{tag} {w:g}" for tag, w in weights.items())
+    return ["", line + "."]
+
+
 def distillation_lines(metrics: dict[str, Any]) -> list[str]:
     """The distillation settings, what the teacher cost, and the distilled student against its baseline."""
     lines: list[str] = []
@@ -125,7 +139,13 @@ def distillation_lines(metrics: dict[str, Any]) -> list[str]:
         "",
         "## Distillation",
         "",
-        f"Word-level distillation from `{d['teacher']}`: {loss_formula(d)}, on labelled words. "
+        f"Distillation from `{d['teacher']}`: {loss_formula(d)}; "
+        + (
+            "the word-level terms on labelled words, the layer-to-layer ones on every real token (the "
+            "frozen teacher run on the student's windows). "
+            if any("layer_S" in t for t in d.get("terms", []))
+            else "on labelled words. "
+        )
         + (
             f"Transfer set: {transfer['copies']} teacher-labelled augmented copies of each training form "
             f"({transfer['forms']} forms) join the distilled student's data, at the baseline's number of "

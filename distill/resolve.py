@@ -7,7 +7,9 @@ In this order, in this one place:
 2. the run directory's record, when it holds one: an option the user left unset takes the
    recorded value (an unset --labels is the run's recorded set), one they set must agree with
    it, compared after normalising (label spacing, `dir/` against `dir`);
-3. the data and its labels, then the teachers (loaded, their labels checked) and the loss terms.
+3. the data and its labels, then the teachers (loaded, their labels checked) and the loss terms;
+4. the students: `teacher:N` (the teacher's own layers, its tokenizer) or a model of its own, and
+   the layer-to-layer terms mapped to both models' layers (refused when the tokenizers differ).
 
 The result, a `ResolvedRun`, is what every stage reads. Nothing is written here: the run's
 config.toml is written only once this returns (`record_run`), so a refused run leaves nothing
@@ -30,11 +32,23 @@ from distill.config import NOT_RUN_DEFINING, PRESETS, TrainConfig, read_values
 from distill.data import source_kind
 from distill.errors import DistillError
 from distill.labels import LabelSet, check_model_labels
-from distill.loss_terms import PLAIN, LossTerm, declared_terms, describe, distils
+from distill.layer_match import Shape, check_tokenizers, shape_of
+from distill.loss_terms import (
+    PLAIN,
+    LossTerm,
+    declared_teacher_terms,
+    declared_terms,
+    describe,
+    distils,
+    intermediate_matches_record,
+    is_layer_term,
+    mapped_terms,
+)
 from distill.machine import is_main_process
 from distill.models import Bundle, load_bundle
 from distill.preflight import check_settings
 from distill.run_dir import CONFIG, TEACHER, load_run_data_noted, new_run_dir, read_config, run_labels
+from distill.teacher_init import is_teacher_spec, parse_spec
 
 # --- 1. the options ---------------------------------------------------------------------------
 
@@ -212,6 +226,13 @@ def resolve_teachers(config: TrainConfig, run: Path, labels: LabelSet, distillin
             "feature distillation needs one teacher, not an ensemble (--teacher-dir A,B): word vectors "
             "are one model's own space"
         )
+    if len(members) > 1 and (
+        is_teacher_spec(config.student) or config.hidden_weight or config.attention_weight
+    ):
+        raise DistillError(
+            "--student teacher:N and layer-to-layer distillation need one teacher, not an ensemble "
+            "(--teacher-dir A,B): they read one model's own layers"
+        )
     if members:
         bundles = tuple(load_labelled(d, labels) for d in members)
         return Teachers("ensemble" if len(members) > 1 else "dir", bundles, tuple(members))
@@ -220,13 +241,64 @@ def resolve_teachers(config: TrainConfig, run: Path, labels: LabelSet, distillin
         return Teachers("run", (load_labelled(finished, labels),), (str(finished),))
     if config.stage != "student":
         return Teachers("train")
-    if not distilling:
+    if not distilling and not is_teacher_spec(config.student):
         return Teachers("none")  # plain fine-tuning of the student: no teacher to train, load or score
+    if is_teacher_spec(config.student):
+        raise DistillError(
+            f"--student {config.student} is built from the fine-tuned teacher: pass --teacher-dir, train "
+            "one with --stage teacher, or fine-tune a student of its own without distillation (--alpha 0)",
+            run,
+        )
     raise DistillError(
         "--stage student needs a fine-tuned teacher to distil from: pass --teacher-dir, train one with "
         "--stage teacher, or fine-tune without distillation (--alpha 0 --feature-weight 0)",
         run,
     )
+
+
+# --- 4. the students ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudentPlan:
+    """How the run's students are built (stages/students.py builds them).
+
+    From --student (a hub id, a directory, `tiny`), or for `teacher:N` from the fine-tuned teacher's
+    embeddings, classifier and `teacher_layers` (teacher_init.py), with the teacher's tokenizer.
+    """
+
+    name: str
+    teacher_layers: tuple[int, ...] = ()
+
+    @property
+    def from_teacher(self) -> bool:
+        return bool(self.teacher_layers)
+
+
+def resolve_students(
+    config: TrainConfig, teachers: Teachers, terms: tuple[LossTerm, ...]
+) -> tuple[StudentPlan, tuple[LossTerm, ...]]:
+    """The students' plan, and the terms with their layer-to-layer ones mapped to both models' layers.
+
+    Read from the models' configurations (the loaded teacher's, or the one it will be fine-tuned
+    from), so a `teacher:13` of a 12-layer teacher, or layer matching across tokenizers, is refused
+    before the teacher trains.
+    """
+    from_teacher = is_teacher_spec(config.student)
+    if not from_teacher and not any(is_layer_term(t) for t in terms):
+        return StudentPlan(config.student), terms
+    if teachers.bundles:
+        teacher, teacher_name = Shape.of(teachers.bundles[0].model.config), teachers.paths[0]
+    else:
+        teacher, teacher_name = shape_of(config.teacher), config.teacher
+    if from_teacher:  # the teacher's own tokenizer: layer matching always lines up
+        chosen = tuple(parse_spec(config.student).chosen(teacher.num_hidden_layers))
+        return StudentPlan(config.student, chosen), mapped_terms(
+            terms, Shape(len(chosen), teacher.hidden_size), teacher
+        )
+    loaded = teachers.bundles[0].tokenizer if teachers.bundles else None
+    check_tokenizers(config.student, teacher_name, loaded)
+    return StudentPlan(config.student), mapped_terms(terms, shape_of(config.student), teacher)
 
 
 # --- the resolved run ---------------------------------------------------------------------------
@@ -243,8 +315,9 @@ class ResolvedRun:
     labels: LabelSet
     data_notes: tuple[str, ...]  # what the report says about the data
     teachers: Teachers
-    terms: tuple[LossTerm, ...]  # the distilled student's loss (loss_terms.py)
-    teacher_terms: tuple[LossTerm, ...] = PLAIN  # the teacher's fine-tuning loss
+    terms: tuple[LossTerm, ...]  # the distilled student's loss (loss_terms.py), layer terms mapped
+    teacher_terms: tuple[LossTerm, ...] = PLAIN  # the teacher's fine-tuning loss (--teacher-loss)
+    student: StudentPlan = StudentPlan("")
 
     @property
     def train(self) -> datasets.Dataset:
@@ -282,15 +355,43 @@ def resolve_run(options: Options | TrainConfig) -> ResolvedRun:
     config = config.updated({"labels": labels.option()})  # later stages and reruns read this set
     terms = declared_terms(config)
     teachers = resolve_teachers(config, run, labels, distils(terms))
+    student, terms = resolve_students(config, teachers, terms) if config.stage != "teacher" else (None, terms)
     if is_main_process():  # what the run will do differently from what was asked, and why
         for note in [*notes, *data_notes]:
             print(f"note: {note}", file=sys.stderr, flush=True)
-    return ResolvedRun(config, run, recorded is not None, data, labels, tuple(data_notes), teachers, terms)
+    return ResolvedRun(
+        config,
+        run,
+        recorded is not None,
+        data,
+        labels,
+        tuple(data_notes),
+        teachers,
+        terms,
+        declared_teacher_terms(config),
+        student or StudentPlan(config.student),
+    )
 
 
 def config_text(run: ResolvedRun) -> str:
-    """config.toml: every option, and (as a comment: the options are the record) the loss they declare."""
-    return f"# distilled student's {describe(run.terms)}\n" + run.config.to_toml()
+    """config.toml: every option, and (as comments: the options are the record) the losses they declare,
+    the layer-to-layer terms TextBrewer-style, one inline table per matched layer pair."""
+    lines = [f"# distilled student's {describe(run.terms)}"]
+    if run.teachers.source == "train":
+        lines.append(f"# teacher's {describe(run.teacher_terms)}")
+    matches = intermediate_matches_record(run.terms)
+    if matches:
+        lines.append("# intermediate_matches = [  (TextBrewer-style; proj left out where the widths agree)")
+        lines += [f"#   {_inline(m)}," for m in matches]
+        lines.append("# ]")
+    return "\n".join(lines) + "\n" + run.config.to_toml()
+
+
+def _inline(record: Mapping[str, Any]) -> str:
+    """A TOML inline table (tomli_w writes no inline tables on their own); None as TOML has none: omitted."""
+    import tomli_w
+
+    return "{ " + ", ".join(tomli_w.dumps({k: v}).strip() for k, v in record.items() if v is not None) + " }"
 
 
 def record_run(run: ResolvedRun, main: bool) -> None:

@@ -28,6 +28,11 @@ IMAGE_MODEL_TYPES = {"layoutlmv3"}
 BOX_MODEL_TYPES = {"layoutlmv3", "layoutlm", "layoutlmv2", "lilt"}
 
 
+def takes_image(config: Any) -> bool:
+    """Whether a model of this config reads the page image (a LayoutLMv3 may be built without it)."""
+    return config.model_type in IMAGE_MODEL_TYPES and getattr(config, "visual_embed", True)
+
+
 @dataclass(frozen=True)
 class WindowSpan:
     """Words [start, end) of a form."""

@@ -19,6 +19,7 @@ from optimum.exporters.onnx import onnx_export_from_model
 from transformers import AttentionInterface, PreTrainedModel
 
 from distill.errors import DistillError
+from distill.windows import IMAGE_MODEL_TYPES, takes_image
 
 MODEL_FILE = "model.onnx"
 TASK = "token-classification"
@@ -63,6 +64,21 @@ def fusable_attention(model: PreTrainedModel) -> Iterator[None]:
         model.config._attn_implementation = previous
 
 
+def text_only_onnx_configs(model: PreTrainedModel) -> dict | None:
+    """optimum's LayoutLMv3 config always feeds pixel_values; one built without its image path
+    (visual_embed=False) has no patch embedding to take them, so its export drops that input."""
+    if model.config.model_type not in IMAGE_MODEL_TYPES or takes_image(model.config):
+        return None
+    from optimum.exporters.onnx.model_configs import LayoutLMv3OnnxConfig
+
+    class TextLayoutLMv3OnnxConfig(LayoutLMv3OnnxConfig):
+        @property
+        def inputs(self) -> dict[str, dict[int, str]]:
+            return {k: v for k, v in super().inputs.items() if k != "pixel_values"}
+
+    return {"model": TextLayoutLMv3OnnxConfig(model.config, task=TASK)}
+
+
 def copy_preprocessing_files(model_dir: Path, out_dir: Path) -> None:
     """Config, tokenizer and processor files of a model directory (everything but the weights)."""
     for item in model_dir.iterdir():
@@ -80,7 +96,14 @@ def export_fp32(model: PreTrainedModel, model_dir: Path, out_dir: Path, opset: i
         with fusable_attention(model), torch.no_grad():
             # Validation against PyTorch happens afterwards on real evaluation windows (validate.py),
             # with our tolerances; optimum's own check on random inputs would only repeat it.
-            onnx_export_from_model(model, out_dir, opset=opset, task=TASK, do_validation=False)
+            onnx_export_from_model(
+                model,
+                out_dir,
+                opset=opset,
+                task=TASK,
+                do_validation=False,
+                custom_onnx_configs=text_only_onnx_configs(model),
+            )
     except Exception as err:  # the exporter raises many types; name the model that failed
         raise DistillError(
             f"ONNX export failed ({err.__class__.__name__}: {str(err).splitlines()[0]})", model_dir

@@ -165,3 +165,94 @@ def test_a_partial_study_ranks_students_on_shared_seeds_and_pairs_the_gap_by_see
     assert f"int8 of the best student ({layout_kd.label})" in report
     # Text KD has seed 0 only: +5 there, over a gap of 10 on that same seed (not the 9-point mean).
     assert "the best text-only method (student, text only + vanilla KD) recovers: 50 %" in report
+
+
+def test_teacher_initialised_rows_export_and_are_timed_beside_the_teacher(tmp_path: Path) -> None:
+    study = [*tiny_study("--teacher", "tiny", "--teacher-seed", "0", "--seeds", "0", "--init-layers", "1",
+                         "--teacher-epochs", "1", "--student-epochs", "1",
+                         "--l2l-kd", "--hidden-weight 1 --attention-weight 1",
+                         "--teacher-options", "--teacher-loss balanced")]  # fmt: skip
+    run_cli(study, cwd=tmp_path)
+    runs = tmp_path / "study" / "seed0"
+    assert {"teacher1", "teacher1-kd", "teacher1-l2l"} <= {p.name for p in runs.iterdir()}
+    teacher = tomllib.loads((runs / "teacher" / "config.toml").read_text())
+    assert teacher["teacher_loss"] == "balanced", "--teacher-options reach the teacher run"
+    assert tomllib.loads((runs / "text" / "config.toml").read_text())["teacher_loss"] == "ce", "and only it"
+    plain = json.loads((runs / "teacher1" / "metrics.json").read_text())
+    assert (
+        plain["models"]["student"]["teacher_layers"] == [0]
+        and plain["models"]["student"]["distilled"] is False
+    )
+    l2l = json.loads((runs / "teacher1-l2l" / "metrics.json").read_text())["models"]["student"]
+    assert {m["feature"] for m in l2l["intermediate_matches"]} == {"hidden", "attention"}
+
+    split = study.index("--")
+    listed = run_cli([*study[:split], "--list-runs", *study[split:]], cwd=tmp_path).stdout.split("\n")
+    assert "study/seed0/teacher teacher" in listed and "study/seed0/teacher1-kd student" in listed
+    fast = [
+        "--latency-repeats",
+        "1",
+        "--parity-windows",
+        "8",
+        "--calibration-windows",
+        "8",
+        "--variants",
+        "fp32,int8",
+    ]
+    for run, model in (("teacher", "teacher"), ("teacher1-kd", "student")):
+        run_cli(["-m", "export.onnx", "--run-dir", f"study/seed0/{run}", "--models", model, "--report-dir",
+                 f"study/seed0/{run}", *fast], cwd=tmp_path)  # fmt: skip
+    run_cli([*study[:split], "--speed-only", "--speed-rounds", "2", *study[split:]], cwd=tmp_path)
+    speed = json.loads((tmp_path / "study" / "speed.json").read_text())
+    assert speed["rounds"] == 2 and set(speed["rows"]) >= {"teacher", "text", "teacher1", "teacher1-l2l"}
+    kd = speed["rows"]["teacher1-kd"]
+    assert kd["pytorch"]["forms_per_s"] > 0 and kd["recommended"]["variant"] in ("fp32", "int8")
+    assert len(kd["pytorch"]["seconds_per_pass"]) == 2 and "recommended" not in speed["rows"]["text"]
+    report = (tmp_path / "reports" / "funsd.md").read_text()
+    assert "| student, teacher:1 (1 of the teacher's layers) + layer-to-layer KD |" in report
+    assert "![entity F1 against forms/s, both runtimes](funsd-frontier.png)" in report
+    assert (tmp_path / "reports" / "funsd-frontier.png").read_bytes()[:4] == b"\x89PNG"
+    assert "the teacher reaches ≥ 63.0 F1" in report and "× its forms/s in PyTorch fp32" in report
+    assert "(1 of 4 rows exported)" in report, "every distilled row's recommended variant is counted"
+    label = "| student, teacher:1 (1 of the teacher's layers) + vanilla KD |"
+    cost_row = [line for line in report.splitlines() if line.startswith(label)][-1]  # the cost table's
+    assert cost_row.count("×") == 2 and ("| int8 |" in cost_row or "| fp32 |" in cost_row), cost_row
+
+
+def test_the_cost_targets_are_judged_from_f1_speed_and_the_recommended_variant() -> None:
+    """Fabricated figures: each target met or not exactly as the numbers say."""
+    from distill.funsd_plot import Point, frontier
+    from distill.funsd_report import TEACHER_ROW, build_parser, issue_targets, study_rows
+
+    args = build_parser().parse_args(["--teacher", "t", "--student", "s", "--init-layers", "6"])
+    rows = {row: [] for row in study_rows(args)}
+    by_kind = {row.kind: row for row in rows}
+    header = {"HEADER": {"f1": 0.31}}
+    rows[TEACHER_ROW] = [{**_record(s, 0.64), "per_type": header, "params": 110e6} for s in (0, 1, 2)]
+
+    def student(kind: str, f1: float, params: float, delta: float | None) -> None:
+        recommended = {"variant": "int8", "f1": f1, "delta_f1_points": delta} if delta is not None else None
+        rows[by_kind[kind]] = [
+            {**_record(s, f1), "params": params, "recommended": recommended} for s in (0, 1, 2)
+        ]
+
+    student("teacher6-l2l", 0.625, 60e6, -0.5)  # 1.5 below the teacher: the best student
+    student("text-kd", 0.605, 22e6, -0.9)  # 3.5 below, 22 M: the smallest class
+    speed = {"rows": {"teacher": {"pytorch": {"forms_per_s": 1.0}}, "teacher6-l2l": {"pytorch": {"forms_per_s": 2.1}},
+                      "text-kd": {"pytorch": {"forms_per_s": 5.9}}}}  # fmt: skip
+    lines = issue_targets(rows, speed)
+    assert lines[0].startswith("- met: the teacher reaches ≥ 63.0 F1 (64.00) with HEADER F1 ≥ 30 (31.00)")
+    best = [line for line in lines if "the best student (" in line]
+    assert best[0].startswith("- met:") and "(2.10×)" in best[0] and best[1].startswith("- not measured yet")
+    small = [line for line in lines if "≤ 25 M parameters" in line]
+    assert small[0].startswith("- **not met**") and "(5.90×)" in small[0], "5.9x is short of 6x"
+    assert lines[-1].startswith("- not measured yet") and "(2 of 4 rows exported)" in lines[-1]
+    for kind in ("text-kd", "layout-kd", "teacher6-kd"):
+        student(kind, 0.60, 22e6, -1.5 if kind == "text-kd" else -0.2)
+    lines = issue_targets(rows, speed)
+    assert (
+        lines[-1].startswith("- **not met**")
+        and "(worst: student, text only + vanilla KD, -1.50)" in lines[-1]
+    )
+    points = [Point("a", "r", 1.0, 60, 0), Point("b", "r", 2.0, 55, 0), Point("c", "r", 1.5, 50, 0)]
+    assert [p.label for p in frontier(points)] == ["a", "b"], "c is beaten on both axes by b"

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from distill.entities import Entity, decode_entities
-from distill.windows import WindowEncoder, merge_word_logits, pad_batch
+from distill.windows import WindowEncoder, merge_word_logits, pad_batch, takes_image
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "bbox", "pixel_values", "token_type_ids")
 
@@ -47,7 +47,11 @@ def select_inputs(batch: dict[str, np.ndarray], names: Sequence[str]) -> dict[st
 def model_input_names(model: torch.nn.Module) -> list[str]:
     """The window fields a PyTorch model's forward takes, in a fixed order."""
     params = inspect.signature(model.forward).parameters
-    return [n for n in MODEL_INPUTS if n in params]
+    names = [n for n in MODEL_INPUTS if n in params]
+    config = getattr(model, "config", None)
+    if config is not None and not takes_image(config):  # e.g. a LayoutLMv3 with visual_embed=False
+        names = [n for n in names if n != "pixel_values"]
+    return names
 
 
 class TorchBackend:

@@ -24,7 +24,7 @@ from distill.report import write_training_report
 from distill.resolve import ResolvedRun
 from distill.run_dir import METRICS, count_empty_forms, describe_run_data, dir_size, read_json
 from distill.teacher_targets import ensemble_targets, word_targets
-from distill.windows import IMAGE_MODEL_TYPES, WindowEncoder
+from distill.windows import WindowEncoder, takes_image
 
 PACKAGES = ("torch", "transformers", "datasets", "onnxruntime")
 
@@ -103,10 +103,14 @@ def train_and_save(
     lr: float,
     epochs: float,
     terms: Sequence[LossTerm],
+    teacher: Bundle | None = None,
 ) -> FitResult:
-    """Train one model of the run on its windows and save it to <run>/<name>; its checkpoints go."""
-    result = fit(bundle, windows, run.config, run.dir, name, lr, epochs, terms, run.config.box_lr)
-    detach_projection(bundle.model)  # feature distillation's projection is training scaffolding
+    """Train one model of the run on its windows and save it to <run>/<name>; its checkpoints go.
+
+    `teacher`: the frozen teacher, for terms that run it in the loss (layer-to-layer distillation).
+    """
+    result = fit(bundle, windows, run.config, run.dir, name, lr, epochs, terms, run.config.box_lr, teacher)
+    detach_projection(bundle.model)  # the feature and layer projections are training scaffolding
     if is_main_process():
         bundle.save(run.dir / name)
         clear_checkpoints(run.dir, name)
@@ -168,7 +172,7 @@ class RunMetrics:
 
 def blank_page_notes(teachers: Sequence[Bundle], data: datasets.DatasetDict) -> list[str]:
     """An image model scores forms without an image on a blank page (windows.py): the report says so."""
-    if not any(t.model_type in IMAGE_MODEL_TYPES for t in teachers):
+    if not any(takes_image(t.model.config) for t in teachers):
         return []
     counts = {split: sum(image is None for image in _raw_images(ds)) for split, ds in data.items()}
     if not any(counts.values()):

@@ -16,7 +16,8 @@ import numpy as np
 from transformers import set_seed
 
 from distill.errors import DistillError
-from distill.loss_terms import PLAIN, LossTerm, distils
+from distill.layer_match import training_encoder
+from distill.loss_terms import PLAIN, LossTerm, distils, intermediate_matches_record, uses
 from distill.machine import is_main_process
 from distill.models import Bundle, build_student
 from distill.resolve import ResolvedRun
@@ -32,8 +33,10 @@ from distill.stages.common import (
     train_and_save,
     word_logits,
 )
+from distill.teacher_init import teacher_student
 from distill.teacher_targets import cached_targets
 from distill.transfer_set import transfer_set
+from distill.windows import takes_image
 
 
 def student_stage(run: ResolvedRun, teachers: Sequence[Bundle], metrics: RunMetrics) -> None:
@@ -54,21 +57,42 @@ def student_stage(run: ResolvedRun, teachers: Sequence[Bundle], metrics: RunMetr
             continue
         distilled = distils(terms)
         set_seed(config.seed)  # the same initialisation for the distilled and the baseline student
+        student, made = build_run_student(run, teachers)
+        if not windows:
+            windows = encode_students(run, student, live_teacher(run, teachers), forms, targets)
+        # The same number of optimiser steps as the baseline, however large the transfer set.
+        epochs = config.epochs * len(windows[False]) / len(windows[distilled])
+        teacher = live_teacher(run, teachers) if distilled else None
+        result = train_and_save(
+            run, name, student, windows[distilled], config.student_lr, epochs, terms, teacher
+        )
+        if is_main_process():
+            logits = word_logits(student, run.test, config, f"scoring {name}")
+            record = model_record(student, run.dir / name, scores(run, logits), result, "student")
+            record.update(distilled=distilled, layout=config.student_layout, base=config.student, **made)
+            if distilled and intermediate_matches_record(terms):
+                record["intermediate_matches"] = intermediate_matches_record(terms)
+            metrics.models[name] = record
+            metrics.save()
+
+
+def build_run_student(run: ResolvedRun, teachers: Sequence[Bundle]) -> tuple[Bundle, dict[str, Any]]:
+    """The student the run resolved, and what its metrics record says about how it was made."""
+    config = run.config
+    if not run.student.from_teacher:
         student = build_student(
             config.student, run.train_words, run.labels, config.student_layout, run.dir / TOKENIZERS / STUDENT,
             config.box_init,
         )  # fmt: skip
-        if not windows:
-            windows = encode_students(run, student, forms, targets)
-        # The same number of optimiser steps as the baseline, however large the transfer set.
-        epochs = config.epochs * len(windows[False]) / len(windows[distilled])
-        result = train_and_save(run, name, student, windows[distilled], config.student_lr, epochs, terms)
-        if is_main_process():
-            logits = word_logits(student, run.test, config, f"scoring {name}")
-            record = model_record(student, run.dir / name, scores(run, logits), result, "student")
-            record.update(distilled=distilled, layout=config.student_layout, base=config.student)
-            metrics.models[name] = record
-            metrics.save()
+        return student, {}
+    student, chosen = teacher_student(config.student, teachers[0], config.student_image)
+    return student, {"teacher_layers": chosen, "image": takes_image(student.model.config)}
+
+
+def live_teacher(run: ResolvedRun, teachers: Sequence[Bundle]) -> Bundle | None:
+    """The teacher the distilled student's loss runs on each batch (its layer-to-layer terms), if any."""
+    live = uses(run.terms, "teacher_hidden_states") or uses(run.terms, "teacher_attentions")
+    return teachers[0] if live else None
 
 
 def with_transfer_set(run: ResolvedRun, metrics: RunMetrics) -> datasets.Dataset:
@@ -85,7 +109,7 @@ def teacher_targets(
 ) -> list[np.ndarray]:
     """The teacher's word targets for `forms`: from the run's cache, or computed once and cached."""
     start = time.perf_counter()
-    with_vectors = any(t.kind.projection for t in run.terms)
+    with_vectors = uses(run.terms, "teacher_vectors")
     targets, cached = cached_targets(run.dir, teachers, forms, run.config, with_vectors, is_main_process())
     if not cached or "teacher_cache_seconds" not in metrics:
         metrics["teacher_cache_seconds"] = round(time.perf_counter() - start, 2)
@@ -113,10 +137,18 @@ def check_teacher(run: ResolvedRun, targets: list[np.ndarray], metrics: RunMetri
 
 
 def encode_students(
-    run: ResolvedRun, student: Bundle, forms: datasets.Dataset, targets: list[np.ndarray] | None
+    run: ResolvedRun,
+    student: Bundle,
+    teacher: Bundle | None,
+    forms: datasets.Dataset,
+    targets: list[np.ndarray] | None,
 ) -> dict[bool, list[dict]]:
-    """The students' windows, once: the training forms, plus the transfer set for the distilled one."""
-    encoder = student.encoder(run.config.max_length, run.config.stride)
+    """The students' windows, once: the training forms, plus the transfer set for the distilled one.
+
+    `teacher`: the one run in the distilled student's loss; where it reads fields the student does
+    not, the windows are its own (the same tokens), and each model takes its own fields.
+    """
+    encoder = training_encoder(student, teacher, run.config.max_length, run.config.stride)
     train = len(run.train)
     plain = encode_split(encoder, run.train, targets[:train] if targets else None, desc="encoding (students)")
     windows = {False: plain, True: plain}
@@ -137,6 +169,9 @@ def distillation_record(run: ResolvedRun) -> dict[str, Any]:
         "alpha": config.alpha,
         "feature_weight": config.feature_weight,
         "feature_loss": config.feature_loss,
+        "hidden_weight": config.hidden_weight,
+        "hidden_loss": config.hidden_loss,
+        "attention_weight": config.attention_weight,
         "transfer_copies": config.transfer_copies,
         "teacher": (config.teacher_dir or config.teacher) if run.distils else None,
     }

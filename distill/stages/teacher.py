@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from transformers import set_seed
 
+from distill.fit import FitResult
 from distill.machine import is_main_process
 from distill.models import Bundle, build_teacher
 from distill.resolve import ResolvedRun
@@ -48,7 +50,12 @@ def train_teacher(run: ResolvedRun, metrics: RunMetrics) -> Bundle:
     config = run.config
     set_seed(config.seed)
     teacher = build_teacher(
-        config.teacher, run.train_words, run.labels, run.dir / TOKENIZERS / TEACHER, config.teacher_as_is
+        config.teacher,
+        run.train_words,
+        run.labels,
+        run.dir / TOKENIZERS / TEACHER,
+        config.teacher_as_is,
+        config.teacher_image,
     )
     windows = encode_split(
         teacher.encoder(config.max_length, config.stride), run.train, desc="encoding (teacher)"
@@ -57,8 +64,17 @@ def train_teacher(run: ResolvedRun, metrics: RunMetrics) -> Bundle:
     result = train_and_save(run, TEACHER, teacher, windows, config.teacher_lr, epochs, run.teacher_terms)
     if is_main_process():
         logits = word_logits(teacher, run.test, config, "scoring teacher")
-        metrics.models[TEACHER] = model_record(
-            teacher, run.dir / TEACHER, scores(run, logits), result, "teacher"
-        )
+        record = model_record(teacher, run.dir / TEACHER, scores(run, logits), result, "teacher")
+        record["loss"] = teacher_loss_record(run, result)
+        metrics.models[TEACHER] = record
         metrics.save()
     return teacher
+
+
+def teacher_loss_record(run: ResolvedRun, result: FitResult) -> dict[str, Any]:
+    """metrics.json's record of the loss the teacher was fine-tuned on: its declared terms (--teacher-loss)."""
+    return {
+        "kind": run.config.teacher_loss,
+        "terms": [t.record() for t in run.teacher_terms],
+        **(result.class_weights or {}),
+    }
