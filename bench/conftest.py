@@ -5,6 +5,7 @@ Options (besides pytest-benchmark's own --benchmark-*):
   --report-dir DIR   where benchmark.md / .png / .json go (default reports)
   --threads N        CPU threads for PyTorch and ONNX Runtime (default: one per physical core)
   --no-memory        skip the peak-memory probes (one child process per model and runtime)
+  --memory-timeout S give up on one memory probe's child after S seconds (default 300)
   --e2e-forms N      end-to-end cases over the first N test forms only (default: the whole split)
 
 Every case stores its figures in pytest-benchmark's extra_info; at the end of the session the
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from bench import memory
 from bench.context import Bench, Case
 from bench.machine import default_threads
 from bench.report import JSON, PLOT, write_report
@@ -55,6 +57,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="skip the peak-memory probes (a child process per model and runtime)",
     )
+    group.addoption(
+        "--memory-timeout",
+        type=float,
+        default=None,
+        help="seconds one memory probe's child may take before it is stopped (default: 300)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,6 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
             work_dir,
             memory_probes=not config.getoption("no_memory"),
             e2e_forms=config.getoption("e2e_forms"),
+            memory_timeout=config.getoption("memory_timeout") or memory.TIMEOUT_S,
         )
     except DistillError as err:
         raise pytest.UsageError(f"{err}") from err

@@ -95,11 +95,13 @@ class Bench:
         work_dir: Path,
         memory_probes: bool = True,
         e2e_forms: int | None = None,
+        memory_timeout: float = memory.TIMEOUT_S,
     ) -> None:
         self.run = run
         self.threads = threads
         self.work_dir = work_dir
         self.memory_probes = memory_probes
+        self.memory_timeout = memory_timeout
         self.e2e_forms = e2e_forms  # None: the whole test split
         self.test_split_size = 0
         self.catalog = Catalog(run)
@@ -271,7 +273,13 @@ class Bench:
             except Unavailable as reason:
                 return {"error": str(reason)}
             return memory.probe(
-                self.catalog.models[model].path, name, onnx, max(BATCH_SIZES), seq, self.threads
+                self.catalog.models[model].path,
+                name,
+                onnx,
+                max(BATCH_SIZES),
+                seq,
+                self.threads,
+                timeout=self.memory_timeout,
             )
 
         # CUDA rows read device-wide free memory: those run one at a time.

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 MIB = 1024 * 1024
+TIMEOUT_S = 300.0  # one probe's child: a hung CUDA context must not stall the bench (--memory-timeout)
 
 
 def _rss() -> int:
@@ -107,7 +108,7 @@ def probe(
     seq: int,
     threads: int,
     calls: int = 1,
-    timeout: float = 900,
+    timeout: float = TIMEOUT_S,
 ) -> dict[str, Any]:
     """Run `measure` in a child Python process; {"error": ...} instead of raising, so one row's failure stays one row's."""
     command = [sys.executable, "-m", "bench.memory", "--model-dir", str(model_dir), "--runtime", runtime]

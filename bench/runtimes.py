@@ -68,21 +68,25 @@ GPU_BASELINE_RUNTIME = "torch-cuda-fp32"  # ... and GPU rows against the teacher
 
 
 def cuda_reason() -> str | None:
-    """Why CUDA rows cannot run here (None when they can)."""
+    """Why PyTorch CUDA rows cannot run here (None when they can): PyTorch alone decides."""
+    if torch.version.cuda is None:
+        return f"CPU-only torch build ({torch.__version__}: torch.version.cuda is None)"
     if not torch.cuda.is_available():
-        return "no CUDA device (torch.cuda.is_available() is False)"
+        try:
+            torch.cuda.init()
+            why = "torch.cuda.is_available() is False"
+        except Exception as err:  # the driver's or runtime's own words
+            why = str(err).splitlines()[0][:300]
+        return f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no CUDA device: {why}"
     return None
 
 
 def ort_cuda_reason() -> str | None:
-    import onnxruntime as ort
+    """Why ONNX Runtime CUDA rows cannot run here (None when they can): onnxruntime alone decides,
+    with a one-node CUDA session, so a provider that is listed but fails to load is named with its error."""
+    from distill.predict.onnx_runtime import cuda_problem
 
-    reason = cuda_reason()
-    if reason:
-        return reason
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return f"this onnxruntime ({ort.__version__}) has no CUDAExecutionProvider: install onnxruntime-gpu"
-    return None
+    return cuda_problem()
 
 
 def check_available(runtime: Runtime) -> None:
@@ -96,8 +100,25 @@ def check_available(runtime: Runtime) -> None:
 
 def torch_backend(model: torch.nn.Module, runtime: Runtime, threads: int) -> Backend:
     torch.set_num_threads(threads)
+    if runtime.is_cuda:
+        plain_fp32()
     dtype = getattr(torch, runtime.dtype) if runtime.dtype else None
     return TorchBackend(model, runtime.device, dtype)
+
+
+def plain_fp32() -> None:
+    """fp32 on CUDA means IEEE fp32 in every row and in the fp32 limit, never TF32.
+
+    PyTorch's matmuls default to plain fp32, but cuDNN convolutions (LayoutLMv3's patch
+    embedding) default to TF32; ONNX Runtime's CUDA provider runs fp32 GEMMs in TF32 unless told
+    otherwise (CUDA_PROVIDER_OPTIONS' use_tf32).
+    """
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+# ONNX Runtime's CUDA provider options for every CUDA row: plain fp32 (see plain_fp32).
+CUDA_PROVIDER_OPTIONS = {"device_id": 0, "use_tf32": 0}
 
 
 class CudaOrtBackend:
@@ -112,14 +133,15 @@ class CudaOrtBackend:
     def __init__(self, path: Path, threads: int) -> None:
         import onnxruntime as ort
 
-        from distill.predict.onnx_runtime import _ORT_DTYPES
+        from distill.predict.onnx_runtime import _ORT_DTYPES, preload_cuda_libraries
 
+        preload_cuda_libraries()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(
             str(path),
             options,
-            providers=[("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"],
+            providers=[("CUDAExecutionProvider", dict(CUDA_PROVIDER_OPTIONS)), "CPUExecutionProvider"],
         )
         self.providers = self.session.get_providers()
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -179,18 +201,20 @@ def onnx_backend(
         return OrtBackend(path, providers=["CPUExecutionProvider"], intra_op_threads=threads)
     backend = CudaOrtBackend(path, threads)
     if "CUDAExecutionProvider" not in backend.providers:
-        raise Unavailable("onnxruntime fell back to the CPU for the CUDA provider (see its log for why)")
+        from distill.predict.onnx_runtime import cuda_problem
+
+        why = cuda_problem() or "see its log for why"
+        raise Unavailable(f"onnxruntime fell back to the CPU for the CUDA provider ({why})")
     if probe is not None:
-        from bench.placement import compute_on_cpu, node_placement
+        from bench.placement import profile_nodes, refusal
 
         feed = {
             n: np.ascontiguousarray(v, dtype=backend._dtypes.get(n))
             for n, v in select_inputs(probe, backend.input_names).items()
         }
-        on_cpu = compute_on_cpu(node_placement(path, backend.session.get_providers(), feed, threads))
-        if on_cpu:
-            ops = ", ".join(f"{op} x{n}" for op, n in sorted(on_cpu.items()))
-            raise Unavailable(
-                f"onnxruntime ran compute nodes on the CPU in a CUDA session ({ops}): not a GPU timing"
-            )
+        tokens = int(np.prod(probe["input_ids"].shape))
+        providers = [("CUDAExecutionProvider", dict(CUDA_PROVIDER_OPTIONS)), "CPUExecutionProvider"]
+        why = refusal(profile_nodes(path, providers, feed, threads), tokens)
+        if why:
+            raise Unavailable(f"onnxruntime ran work on the CPU in a CUDA session ({why}): not a GPU timing")
     return backend

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.catalog import TIMING_ONLY_NOTE
+from bench.catalog import TIMING_ONLY_NOTE, manifest_variant
 from bench.context import Bench
 from bench.limits import best_rates
-from bench.runtimes import BY_NAME, REFERENCE
+from bench.runtimes import BASELINE_RUNTIME, BY_NAME, REFERENCE, Runtime
 from bench.timing import P95_MIN_ROUNDS
 from distill.run_dir import describe_run_data
 from export.isa import describe as describe_isa
@@ -88,6 +88,8 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
         runtime = BY_NAME[row["runtime"]]
         key = (row["model"], row["runtime"])
         known = catalog.known_f1(row["model"], runtime)
+        if runtime.is_cuda and not stated_on_cuda(catalog.manifest, row["model"], runtime):
+            known = None  # the run's files scored it on the CPU: only the bench's CUDA pass speaks for CUDA
         f1, source = (
             (known, "run files") if known is not None else (measured_f1.get(key), "measured by the bench")
         )
@@ -114,6 +116,7 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
                 "params": catalog.params(row["model"]),
                 "memory_mib": mem.get("peak_mib"),
                 "memory_error": mem.get("error"),
+                "torch_allocated_mib": mem.get("torch_allocated_mib"),
             }
         )
     config = catalog.config
@@ -168,6 +171,10 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
         "machine": bench.machine.as_dict(),
         "limits": limits,
         "kernels": kernels,
+        # ΔF1's reference even when the teacher's CPU row did not run (a `-k cuda` selection)
+        "reference_f1": catalog.known_f1("teacher", BY_NAME[BASELINE_RUNTIME])
+        if "teacher" in catalog.models
+        else None,
         "models": {
             name: {
                 "model_type": e.model_type,
@@ -181,6 +188,17 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
         "skipped": bench.skipped,
         "notes": notes,
     }
+
+
+def stated_on_cuda(manifest: dict[str, Any], model: str, runtime: Runtime) -> bool:
+    """Whether the run's files scored this CUDA row's model on CUDA (the export records where: scored_on).
+
+    PyTorch's F1 in metrics.json and the manifest is a CPU figure, and so is an ONNX variant's
+    exported where no CUDA provider loaded; fp16 and TF32-free fp32 on a GPU can score otherwise.
+    """
+    if runtime.engine != "onnxruntime":
+        return False
+    return manifest_variant(manifest, model, runtime.variant or "").get("scored_on") == "CUDA"
 
 
 def isa_warnings(exported_for: dict[str, str | None], here: str) -> list[str]:

@@ -38,19 +38,20 @@ def optimize(
     out_path: Path,
     config: PretrainedConfig,
     use_gpu: bool = False,
-    cuda_present: bool = False,
 ) -> tuple[dict[str, int], float]:
     """Fuse `fp32_path` into `out_path`; returns the fused operators (name -> count) and the seconds taken.
 
     opt_level 1 (onnxruntime's basic, hardware-independent rewrites) then the Python fusions: the
     saved graph runs on any provider; onnxruntime adds its hardware-specific rewrites at load time.
-    `use_gpu` targets the CUDA provider (the graph fp16 is made from); onnxruntime's own pass needs
-    a CUDA session then, so without a device only the Python fusions run (opt_level 0) and the
-    CUDA session applies its rewrites when it loads the file.
+    `use_gpu` targets the CUDA provider (the graph fp16 is made from) with the Python fusions alone
+    (opt_level 0), on every machine: onnxruntime's own pass would need a CUDA session, and a graph
+    a CUDA session optimised and saved holds Memcpy nodes that a CPU session cannot load
+    (onnxruntime issues 11348, 17837). The CUDA session applies its rewrites when it loads the file,
+    and the export is the same with or without a GPU.
     """
     started = time.perf_counter()
     with quiet_optimizer():
-        model = fuse(fp32_path, config, use_gpu=use_gpu, opt_level=0 if use_gpu and not cuda_present else 1)
+        model = fuse(fp32_path, config, use_gpu=use_gpu, opt_level=0 if use_gpu else 1)
         model.save_model_to_file(str(out_path))
     return fusions(model), time.perf_counter() - started
 

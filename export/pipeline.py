@@ -24,6 +24,7 @@ from distill.errors import DistillError
 from distill.labels import LabelSet, check_model_labels
 from distill.models import config_labels, load_bundle
 from distill.predict import OrtBackend, TorchBackend, cpu_providers, cuda_usable, select_inputs
+from distill.predict.onnx_runtime import cuda_problem
 from export import validate
 from export.convert import MODEL_FILE, copy_preprocessing_files, describe, export_fp32
 from export.fp16 import to_fp16
@@ -387,16 +388,15 @@ class ModelExport:
         on_gpu = cuda_usable()
         gpu_graph = scratch / "fp16-source" / MODEL_FILE
         gpu_graph.parent.mkdir()
-        _, optimise_s = optimize(
-            fp32_dir / MODEL_FILE, gpu_graph, self.bundle.model.config, use_gpu=True, cuda_present=on_gpu
-        )
+        _, optimise_s = optimize(fp32_dir / MODEL_FILE, gpu_graph, self.bundle.model.config, use_gpu=True)
         seconds = optimise_s + to_fp16(gpu_graph, out_dir / MODEL_FILE)
         copy_preprocessing_files(fp32_dir, out_dir)
         figures: dict[str, Any] = {
             "export_seconds": round(seconds, 3),
             "size_bytes": file_size(out_dir),
-            "built_from": "the fp32 export through onnxruntime's transformer optimiser for GPU (use_gpu=True), "
-            "then float16 with fp32 inputs and logits (keep_io_types)",
+            "built_from": "the fp32 export through onnxruntime's transformer optimiser for GPU (use_gpu=True, "
+            "Python fusions only: opt_level 0), then float16 with fp32 inputs and logits (keep_io_types)",
+            "loads_on_cpu": loads_on_cpu(out_dir / MODEL_FILE),
         }
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if on_gpu else cpu_providers()
         try:
@@ -423,11 +423,20 @@ class ModelExport:
             figures["scored_on"] = "CPU"
             figures["latency_ms"] = None
             figures["note"] = (
-                "no usable CUDA device here: scored on the CPU, where onnxruntime runs the fp16 graph "
-                "through casts to fp32 for the kernels it lacks; accuracy is representative, latency is "
-                "not (not timed)"
+                f"no usable CUDA provider here ({cuda_problem() or 'the session fell back to the CPU'}): "
+                "scored on the CPU, where onnxruntime runs the fp16 graph through casts to fp32 for the "
+                "kernels it lacks; accuracy is representative, latency is not (not timed)"
             )
         return figures
+
+
+def loads_on_cpu(path: Path) -> bool | str:
+    """True when a CPU session loads the graph (a GPU-only graph would not): else onnxruntime's reason."""
+    try:
+        OrtBackend(path, providers=cpu_providers())
+    except DistillError as err:
+        return str(err)
+    return True
 
 
 def recommend(variants: dict[str, dict[str, Any]], int8_budget: float) -> dict[str, Any]:
