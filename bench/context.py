@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -96,12 +97,17 @@ class Bench:
         memory_probes: bool = True,
         e2e_forms: int | None = None,
         memory_timeout: float = memory.TIMEOUT_S,
+        stop_after: float | None = None,
+        memory_stop_after: float | None = None,
     ) -> None:
         self.run = run
         self.threads = threads
         self.work_dir = work_dir
         self.memory_probes = memory_probes
         self.memory_timeout = memory_timeout
+        self.started = time.monotonic()
+        self.stop_after = stop_after  # seconds from the start: no case begins later (a time budget)
+        self.memory_stop_after = memory_stop_after  # ... and no memory probe
         self.e2e_forms = e2e_forms  # None: the whole test split
         self.test_split_size = 0
         self.catalog = Catalog(run)
@@ -112,6 +118,9 @@ class Bench:
         # Other processes competing for the cores make every figure slower and noisier: say how busy it was.
         self._cpu = CpuShare.start()
         self.contention: dict[str, float] = {}
+
+    def past(self, seconds: float | None) -> bool:
+        return seconds is not None and time.monotonic() - self.started > seconds
 
     def finish(self) -> None:
         self.contention = {
@@ -265,6 +274,8 @@ class Bench:
 
         def one(pair: tuple[str, str]) -> dict[str, Any]:
             model, name = pair
+            if self.past(self.memory_stop_after):
+                return {"error": f"not measured: past --memory-stop-after {self.memory_stop_after:.0f} s"}
             runtime = BY_NAME[name]
             config = self.catalog.models[model].config
             seq = min(max(SEQ_LENGTHS), max_text_length(config))

@@ -15,10 +15,10 @@ cases of every CUDA row, their device memory) and prints a verdict (bench/gpu_su
   --export            with --run-dir: export a copy of that run first (the export's CUDA path runs)
   --out DIR           where benchmark.md / .json / .png, export.md, gpu-check.txt and logs.tar.gz go
                       (default: $OUT when set, as on the device machine, else a new temporary folder)
-  --budget S          seconds for the whole check; the bench is interrupted to fit, its report kept
-                      (default 480)
+  --budget S          seconds for the whole check (default 480): cases that would start too late to
+                      fit skip with that reason (a failure on a GPU), the report keeps what ran
   --max-time S        --benchmark-max-time per case (default 0.5)
-  --memory-timeout S  seconds one memory probe's child may take (default 120)
+  --memory-timeout S  seconds one memory probe's child may take (default 60)
   -h, --help          this text
   -- ...              passed to pytest last (a -k there replaces the default -k cuda)
 
@@ -37,7 +37,8 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-python3}
 run_dir="" wheels="" target="${TMPDIR:-/tmp}/docdistill-site" out="${OUT:-}" export_run=0
-budget=480 max_time=0.5 memory_timeout=120
+budget=480 max_time=0.5 memory_timeout=60
+memory_phase=120 # seconds kept for the memory probes after the last case (a child per CUDA row, ~10 s each)
 pytest_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -61,6 +62,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/docdistill-gpu-check.XXXXXX")
 logs="$work/logs"
 out=${out:-$work/out}
 mkdir -p "$logs" "$out" "$work/reports"
+out=$(cd "$out" && pwd)
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 if [ "${DOCDISTILL_CUDA_STANDIN:-}" = 1 ]; then
@@ -78,6 +80,7 @@ bundle() {
   [ -f "$work/reports/training.md" ] && cp "$work/reports/training.md" "$logs/training.md"
   tar -czf "$out/logs.tar.gz" -C "$logs" . 2>/dev/null
   echo "gpu_check: files in $out: $(cd "$out" && ls | tr '\n' ' ')"
+  case "$out" in "$work"/*) ;; *) rm -rf "$work" ;; esac  # all that is kept is in $out
 }
 trap bundle EXIT
 fail() {  # message, log file: print the log's tail and stop
@@ -93,11 +96,13 @@ if [ -n "$wheels" ]; then
   # The carried versions must shadow the machine's own (its transformers 5 and hub 1.x break the pins).
   export PYTHONPATH="$target:$PYTHONPATH"
 fi
-"$py" - > "$logs/versions.log" 2>&1 <<'PY' || fail "the project's imports" "$logs/versions.log"
+# One Python process: the project's imports, the versions, and what PyTorch and onnxruntime say of CUDA.
+"$py" - "$work" > "$logs/versions.log" 2>&1 <<'PY' || fail "the project's imports" "$logs/versions.log"
 import importlib.metadata as metadata
 import sys
+from pathlib import Path
 
-import bench.runtimes  # noqa: F401 - imports everything the bench needs (datasets, optimum, seqeval...)
+from bench.runtimes import cuda_reason, ort_cuda_reason  # imports what the bench needs (datasets, optimum...)
 
 names = ("torch", "transformers", "tokenizers", "huggingface-hub", "datasets", "optimum", "optimum-onnx",
          "onnx", "onnxruntime", "onnxruntime-gpu", "seqeval", "tomli-w", "pytest-benchmark", "numpy")
@@ -108,12 +113,18 @@ for name in names:
     except metadata.PackageNotFoundError:
         pass
 print(f"python {sys.version.split()[0]} ({sys.executable}): " + ", ".join(found))
+work = Path(sys.argv[1])
+(work / "torch-reason").write_text(cuda_reason() or "")
+(work / "ort-reason").write_text(ort_cuda_reason() or "")
+from distill.machine import gpu_name
+
+(work / "gpu-name").write_text(gpu_name())
 PY
 say "$(cat "$logs/versions.log")"
 
 # GPU or dry run: PyTorch alone decides; nvidia-smi only says whether a GPU it cannot use is there.
-torch_reason=$("$py" -c "from bench.runtimes import cuda_reason; print(cuda_reason() or '')" 2>> "$logs/versions.log") \
-  || fail "asking PyTorch about CUDA" "$logs/versions.log"
+torch_reason=$(cat "$work/torch-reason")
+ort_reason=$(cat "$work/ort-reason")
 gpus=$(nvidia-smi -L 2> /dev/null | grep -c '^GPU' || true)
 if [ -n "$torch_reason" ]; then
   if [ "${gpus:-0}" -gt 0 ]; then
@@ -126,10 +137,8 @@ elif [ "${DOCDISTILL_CUDA_STANDIN:-}" = 1 ]; then
   mode=standin
 else
   mode=gpu
-  say "GPU: $("$py" -c 'from distill.machine import gpu_name; print(gpu_name())')"
+  say "GPU: $(cat "$work/gpu-name")"
 fi
-ort_reason=$("$py" -c "from bench.runtimes import ort_cuda_reason; print(ort_cuda_reason() or '')" 2>> "$logs/versions.log") \
-  || fail "asking onnxruntime about CUDA" "$logs/versions.log"
 say "ONNX Runtime CUDA: ${ort_reason:-usable}${ort_reason:+ (its rows skip with this reason)}"
 
 if [ -z "$run_dir" ] || [ "$export_run" = 1 ]; then
@@ -151,16 +160,20 @@ fi
 
 memory=()
 if [ "$mode" = dry ]; then memory=(--no-memory); fi # nothing to measure: keep the dry run short
-left=$((budget - $(elapsed) - 30))
-[ "$left" -gt 30 ] || fail "no time left for the bench within --budget $budget s"
-say "benching the CUDA cases (at most $left s)"
-# SIGINT at the budget: pytest stops, and its session end still writes the report of what ran.
-(cd "$root" && timeout --signal=INT --kill-after=30 "$left" "$py" -m pytest bench --benchmark-only -q -rs \
+# The budget: no case starts after $stop s of the bench and no memory probe after $memory_stop (they
+# run last, one child each, at most --memory-timeout); pytest is interrupted at $hard as a last resort.
+hard=$((budget - $(elapsed) - 20))
+if [ "$mode" = dry ]; then memory_stop=$hard stop=$((hard - 20)); else
+  memory_stop=$((hard - memory_timeout - 10)) stop=$((hard - memory_timeout - 10 - memory_phase)); fi
+[ "$stop" -gt 30 ] || fail "no time left for the bench within --budget $budget s"
+say "benching the CUDA cases (cases start within $stop s, memory probes within $memory_stop s)"
+(cd "$root" && timeout --signal=INT --kill-after=30 "$hard" "$py" -m pytest bench --benchmark-only -q -rs \
   -p no:cacheprovider -k cuda --run-dir "$run_dir" --report-dir "$work/reports" \
   --benchmark-max-time "$max_time" --memory-timeout "$memory_timeout" --junitxml "$logs/junit.xml" \
+  --stop-after "$stop" --memory-stop-after "$memory_stop" \
   ${memory[@]+"${memory[@]}"} ${pytest_args[@]+"${pytest_args[@]}"}) > "$logs/bench.log" 2>&1
 bench_rc=$?
-[ "$bench_rc" = 124 ] && say "the bench reached the budget and was interrupted: the report holds what ran"
+[ "$bench_rc" = 124 ] && say "the bench outran the budget and was interrupted (no report if it was writing one)"
 tail -1 "$logs/bench.log"
 
 "$py" -m bench.gpu_summary --mode "$mode" --junit "$logs/junit.xml" --report "$work/reports/benchmark.json" \

@@ -37,7 +37,10 @@ CPU_OPS_ENV = "DOCDISTILL_CUDA_STANDIN_CPU_OPS"
 SITE = Path(__file__).resolve().parent / "site"
 DEVICE_NAME = "CUDA stand-in (computes on the CPU)"
 TOTAL_MEMORY = 64 * 1024**3
-GEMM_SIZE = 256  # the limit probe's square GEMM: 8192^3 in fp16 would take minutes on a CPU
+# A CPU is a slow GPU: the same cases at smaller sizes. The limit probe's square GEMM (8192^3 in fp16
+# takes minutes on a CPU) and the latency matrix's sequence lengths: every case still runs.
+GEMM_SIZE = 256
+SEQ_LENGTHS = (16, 64)
 SHAPE_ELEMENTS = 8  # integer tensors up to this size are shape arithmetic, left on the CPU
 CPU_ONLY_OPS = {"Shape", "Size"}
 # The CUDA provider's options (onnxruntime's CUDAExecutionProviderInfo); it refuses any other name.
@@ -81,9 +84,11 @@ def activate() -> None:
         return
     _patch_torch()
     _patch_onnxruntime()
+    import bench.context
     import bench.limits
 
     _set(bench.limits, "GPU_GEMM_SIZE", GEMM_SIZE)
+    _set(bench.context, "SEQ_LENGTHS", SEQ_LENGTHS)
     _clear_caches()
 
 
