@@ -19,6 +19,7 @@ cases of every CUDA row, their device memory) and prints a verdict (bench/gpu_su
                       fit skip with that reason (a failure on a GPU), the report keeps what ran
   --max-time S        --benchmark-max-time per case (default 0.5)
   --memory-timeout S  seconds one memory probe's child may take (default 60)
+  --strict            no case may skip, ONNX Runtime CUDA rows included (CI on the CUDA stand-in)
   -h, --help          this text
   -- ...              passed to pytest last (a -k there replaces the default -k cuda)
 
@@ -30,13 +31,14 @@ ran; no GPU at all: every CUDA case skipped with its reason); 1 a step or a case
 must run were skipped; 2 bad usage; 3 nvidia-smi lists a GPU but PyTorch cannot use it.
 
 DOCDISTILL_CUDA_STANDIN=1 runs it on CI's CUDA stand-in (tests/cuda_standin): every CUDA branch
-executes on the CPU, no case may skip, and no figure is a GPU figure.
+executes on the CPU (ONNX Runtime's where onnxruntime has a CUDA provider), and no figure is a GPU
+figure; CI adds --strict.
 EOF
 }
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-python3}
-run_dir="" wheels="" target="${TMPDIR:-/tmp}/docdistill-site" out="${OUT:-}" export_run=0
+run_dir="" wheels="" target="${TMPDIR:-/tmp}/docdistill-site" out="${OUT:-}" export_run=0 strict=()
 budget=480 max_time=0.5 memory_timeout=60
 memory_phase=120 # seconds kept for the memory probes after the last case (a child per CUDA row, ~10 s each)
 pytest_args=()
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
     --target) target=${2:?--target needs a directory}; shift 2 ;;
     --out) out=${2:?--out needs a directory}; shift 2 ;;
     --export) export_run=1; shift ;;
+    --strict) strict=(--strict); shift ;;
     --budget) budget=${2:?}; shift 2 ;;
     --max-time) max_time=${2:?}; shift 2 ;;
     --memory-timeout) memory_timeout=${2:?}; shift 2 ;;
@@ -65,10 +68,6 @@ mkdir -p "$logs" "$out" "$work/reports"
 out=$(cd "$out" && pwd)
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-if [ "${DOCDISTILL_CUDA_STANDIN:-}" = 1 ]; then
-  export PYTHONPATH="$root/tests/cuda_standin/site:$PYTHONPATH"
-  echo "gpu_check: CUDA stand-in active (tests/cuda_standin): CUDA code runs on the CPU; no figure is a GPU figure"
-fi
 elapsed() { echo $(($(date +%s) - started)); }
 say() { echo "gpu_check [$(elapsed) s]: $*"; }
 
@@ -95,6 +94,10 @@ if [ -n "$wheels" ]; then
     "$wheels"/*.whl > "$logs/install.log" 2>&1 || fail "pip install of the carried wheels" "$logs/install.log"
   # The carried versions must shadow the machine's own (its transformers 5 and hub 1.x break the pins).
   export PYTHONPATH="$target:$PYTHONPATH"
+fi
+if [ "${DOCDISTILL_CUDA_STANDIN:-}" = 1 ]; then  # after the install: it imports the project in every process
+  export PYTHONPATH="$root/tests/cuda_standin/site:$PYTHONPATH"
+  say "CUDA stand-in active (tests/cuda_standin): CUDA code runs on the CPU; no figure is a GPU figure"
 fi
 # One Python process: the project's imports, the versions, and what PyTorch and onnxruntime say of CUDA.
 "$py" - "$work" > "$logs/versions.log" 2>&1 <<'PY' || fail "the project's imports" "$logs/versions.log"
@@ -177,7 +180,8 @@ bench_rc=$?
 tail -1 "$logs/bench.log"
 
 "$py" -m bench.gpu_summary --mode "$mode" --junit "$logs/junit.xml" --report "$work/reports/benchmark.json" \
-  --run-dir "$run_dir" --ort-reason "$ort_reason" ${memory[@]+--no-memory} | tee "$out/gpu-check.txt"
+  --run-dir "$run_dir" --ort-reason "$ort_reason" ${memory[@]+--no-memory} ${strict[@]+"${strict[@]}"} \
+  | tee "$out/gpu-check.txt"
 verdict=${PIPESTATUS[0]}
 if [ "$verdict" != 0 ]; then
   grep -E "^(FAILED|ERROR)|Error|Traceback" "$logs/bench.log" | head -20

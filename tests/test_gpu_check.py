@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from bench.gpu_summary import Outcome, read_junit, verdict
-from distill.predict.onnx_runtime import cuda_problem, loader_error
+from distill.predict.onnx_runtime import _identity_model, cuda_problem, loader_error
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench" / "gpu_check.sh"
@@ -40,10 +40,12 @@ def test_a_gpu_run_must_run_every_pytorch_cuda_row_and_limit_but_ort_cuda_may_sk
     assert verdict(outcomes(torch="passed"), "gpu", broken, memory=False) == []
 
 
-def test_the_stand_in_run_may_skip_nothing_and_a_dry_run_may_time_nothing() -> None:
-    assert verdict(outcomes(torch="passed", ort="passed", limit="passed"), "standin", REPORT) == []
-    assert verdict(outcomes(torch="passed", ort="skipped"), "standin", REPORT)
-    assert verdict(outcomes(torch="passed", ort="passed"), "standin", REPORT, ort_reason="no provider")
+def test_a_strict_run_may_skip_nothing_and_a_dry_run_may_time_nothing() -> None:
+    assert (
+        verdict(outcomes(torch="passed", ort="passed", limit="passed"), "standin", REPORT, strict=True) == []
+    )
+    assert verdict(outcomes(torch="passed", ort="skipped"), "standin", REPORT, strict=True)
+    assert verdict(outcomes(torch="passed", ort="skipped"), "standin", REPORT) == []
     assert verdict(outcomes(torch="skipped", ort="skipped", limit="skipped"), "dry", None) == []
     assert "ran 1 CUDA cases" in verdict(outcomes(torch="passed", ort="skipped"), "dry", None)[0]
     assert (
@@ -95,8 +97,12 @@ def test_onnxruntimes_own_loader_error_is_the_reason() -> None:
 def test_a_listed_cuda_provider_that_does_not_load_is_not_usable() -> None:
     """onnxruntime-gpu lists CUDAExecutionProvider on this CPU machine; a session cannot use it."""
     problem = cuda_problem()
-    if problem is None:
-        return  # a machine whose CUDA provider really loads
+    if problem is None:  # then a CUDA session must really run on the CUDA provider
+        session = ort.InferenceSession(
+            _identity_model(), providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
+        )
+        assert session.get_providers()[0] == "CUDAExecutionProvider"
+        return
     if "CUDAExecutionProvider" in ort.get_available_providers():
         assert problem.startswith("onnxruntime's CUDA provider did not load: ")
         assert "logged no reason" not in problem  # its own words are quoted

@@ -10,8 +10,10 @@ is replaced:
   answers as one device named DEVICE_NAME: `is_available()` is True, `synchronize()` returns at
   once (CPU kernels are synchronous), `mem_get_info()` and `max_memory_allocated()` count this
   process's resident memory, so the memory probes measure something real.
-- onnxruntime: a session asked for CUDAExecutionProvider validates the provider options as the
-  provider does, runs on the CPU provider and reports CUDA first in `get_providers()`; OrtValues
+- onnxruntime, where it is a build with a CUDA provider (onnxruntime-gpu: CI's; a CPU-only
+  onnxruntime is left as it is, so the stand-in mirrors a machine such as the lent GPU machine whose
+  onnxruntime has no CUDA provider): a session asked for CUDAExecutionProvider validates the
+  provider options as the provider does, runs on the CPU provider and reports CUDA first in `get_providers()`; OrtValues
   and I/O bindings for "cuda" live in host memory (copied, as a device copy would be); a profiled
   call's nodes are relabelled CUDA except those the CUDA provider leaves on the CPU too: shape
   arithmetic (`Shape`, `Size`, integer nodes of a few elements), and the op types listed in
@@ -215,6 +217,8 @@ def _patch_onnxruntime() -> None:
     import onnxruntime as ort
     from onnxruntime.capi import onnxruntime_inference_collection as collection
 
+    if CUDA not in ort.get_available_providers():
+        return  # a CPU-only onnxruntime: there is no CUDA provider to stand in for
     real_session = ort.InferenceSession
     real_make = collection.OrtDevice.make
     real_from_numpy = collection.OrtValue.ortvalue_from_numpy.__func__
