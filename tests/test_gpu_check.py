@@ -145,3 +145,24 @@ def test_a_gpu_that_pytorch_cannot_use_fails_the_check_with_the_reason(tmp_path:
     assert "nvidia-smi lists a GPU (GPU 0: NVIDIA H200" in done.stdout
     assert ("CPU-only torch build" if torch.version.cuda is None else "sees no CUDA device") in done.stdout
     assert (tmp_path / "out" / "logs.tar.gz").is_file()  # what came out is there for the device's $OUT
+
+
+def test_a_memory_probe_child_is_given_up_on_at_its_timeout(tmp_path: Path) -> None:
+    from bench import memory
+
+    assert memory.TIMEOUT_S <= 300  # a hung CUDA context must not hold the session for long
+    found = memory.probe(tmp_path, "torch-cuda-fp32", None, 1, 8, 1, timeout=0.01)
+    assert found == {"error": "timed out after 0 s"}
+
+
+def test_cases_past_the_time_budget_skip_with_that_reason(quickstart_run: Path, tmp_path: Path) -> None:
+    """--stop-after: what bench/gpu_check.sh passes so the report is written within its budget."""
+    junit = tmp_path / "junit.xml"
+    args = [sys.executable, "-m", "pytest", "bench", "--benchmark-only", "-q", "-p", "no:cacheprovider"]
+    args += ["-k", "student-ort-fp32-b1-s128", "--run-dir", str(quickstart_run), "--no-memory"]
+    args += ["--report-dir", str(tmp_path / "reports"), "--junitxml", str(junit), "--stop-after", "0"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-2000:]
+    (case,) = read_junit(junit)
+    assert case.status == "skipped" and "past --stop-after 0 s" in case.message
