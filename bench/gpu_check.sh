@@ -17,7 +17,7 @@ cases of every CUDA row, their device memory) and prints a verdict (bench/gpu_su
                       (default: $OUT when set, as on the device machine, else a new temporary folder)
   --budget S          seconds for the whole check (default 480): cases that would start too late to
                       fit skip with that reason (a failure on a GPU), the report keeps what ran
-  --max-time S        --benchmark-max-time per case (default 0.5)
+  --max-time S        --benchmark-max-time per case (default 0.3)
   --memory-timeout S  seconds one memory probe's child may take (default 60)
   --strict            no case may skip, ONNX Runtime CUDA rows included (CI on the CUDA stand-in)
   -h, --help          this text
@@ -39,7 +39,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-python3}
 run_dir="" wheels="" target="${TMPDIR:-/tmp}/docdistill-site" out="${OUT:-}" export_run=0 strict=()
-budget=480 max_time=0.5 memory_timeout=60
+budget=480 max_time=0.3 memory_timeout=60
 memory_phase=120 # seconds kept for the memory probes after the last case (a child per CUDA row, ~10 s each)
 pytest_args=()
 while [ $# -gt 0 ]; do
