@@ -128,6 +128,9 @@ say "$(cat "$logs/versions.log")"
 # GPU or dry run: PyTorch alone decides; nvidia-smi only says whether a GPU it cannot use is there.
 torch_reason=$(cat "$work/torch-reason")
 ort_reason=$(cat "$work/ort-reason")
+if [ -n "$wheels" ] && [[ "$ort_reason" == *"has no CUDAExecutionProvider"* ]] && ! ls "$wheels" | grep -q onnxruntime_gpu; then
+  ort_reason+="; onnxruntime-gpu is not among the carried wheels: its wheel (~256 MB) is over the 64 MiB a device call carries"
+fi
 gpus=$(nvidia-smi -L 2> /dev/null | grep -c '^GPU' || true)
 if [ -n "$torch_reason" ]; then
   if [ "${gpus:-0}" -gt 0 ]; then
