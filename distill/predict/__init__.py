@@ -2,11 +2,13 @@
 
 - `predictor`: windows -> backend -> merged word logits, labels and entities (`Predictor`);
 - `onnx_runtime`: the ONNX Runtime backend (`OrtBackend`, `onnx_predictor`);
+- `openvino_runtime`: the OpenVINO backend (`OvBackend`, `openvino_predictor`), for exported IR variants;
 - `loading`: `load_predictor(path)`, whatever kind of model directory `path` is.
 """
 
 from distill.predict.loading import load_predictor, model_kind
 from distill.predict.onnx_runtime import OrtBackend, cpu_providers, cuda_usable, onnx_predictor
+from distill.predict.openvino_runtime import OvBackend, openvino_predictor
 from distill.predict.predictor import (
     MODEL_INPUTS,
     Backend,
@@ -25,6 +27,7 @@ __all__ = [
     "Backend",
     "FormPrediction",
     "OrtBackend",
+    "OvBackend",
     "Predictor",
     "TorchBackend",
     "WordPrediction",
@@ -35,6 +38,7 @@ __all__ = [
     "model_kind",
     "model_input_names",
     "onnx_predictor",
+    "openvino_predictor",
     "predict_word_logits",
     "select_inputs",
 ]
