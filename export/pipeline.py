@@ -301,11 +301,12 @@ class ModelExport:
                 fp32_dir = place("fp32")
                 seconds = export_fp32(self.bundle.model, self.model_dir, fp32_dir, self.options.opset)
                 fp32 = {"export_seconds": round(seconds, 3), **describe(fp32_dir / MODEL_FILE)}
-                fp32.update(self.measure(fp32_dir / MODEL_FILE, "fp32", self.tolerance))
+                fp32_backend = OrtBackend(fp32_dir / MODEL_FILE)
+                fp32.update(self.measure_backend(fp32_backend, fp32_dir, "fp32", self.tolerance))
                 self.check_parity("fp32", fp32)
                 if "fp32" in wanted:
                     variants["fp32"] = fp32
-                    self.keep_cpu("fp32", fp32, OrtBackend(fp32_dir / MODEL_FILE))
+                    self.keep_cpu("fp32", fp32, fp32_backend)
                     steps.update()
 
                 if any(v in wanted for v in ("fp32-optimized", "int8", "fp16")):
@@ -315,11 +316,12 @@ class ModelExport:
                     )
                     copy_preprocessing_files(fp32_dir, opt_dir)
                     opt = {"export_seconds": round(seconds, 3), "fusions": fused}
-                    opt.update(self.measure(opt_dir / MODEL_FILE, "fp32-optimized", self.tolerance))
+                    opt_backend = OrtBackend(opt_dir / MODEL_FILE)
+                    opt.update(self.measure_backend(opt_backend, opt_dir, "fp32-optimized", self.tolerance))
                     self.check_parity("fp32-optimized", opt)
                     if "fp32-optimized" in wanted:
                         variants["fp32-optimized"] = opt
-                        self.keep_cpu("fp32-optimized", opt, OrtBackend(opt_dir / MODEL_FILE))
+                        self.keep_cpu("fp32-optimized", opt, opt_backend)
                         steps.update()
 
                 if "int8" in wanted:
@@ -430,7 +432,7 @@ class ModelExport:
         figures["latency_ms"] = chosen.latency_ms
         figures["batch_sensitivity"] = self.batch_sensitivity(backends[chosen.name], gate_words[chosen.name])
         if chosen.meets_budget:
-            self.keep_cpu("int8", figures, OrtBackend(out_dir / MODEL_FILE))
+            self.keep_cpu("int8", figures, backends[chosen.name])  # the same graph as the file kept
         return {
             "method": chosen.name,
             "description": chosen.description,
@@ -539,8 +541,10 @@ class ModelExport:
 
     def openvino_int8(self, fp32_dir: Path, fp32_ir: Path, out_dir: Path, scratch: Path) -> dict[str, Any]:
         """NNCF's ladder through the gate, stopping at the first rung that passes; the kept rung scored once."""
+        import openvino as ov
+
         started = time.perf_counter()
-        input_names = OvBackend(fp32_ir).input_names
+        input_names = [port.get_any_name() for port in ov.Core().read_model(str(fp32_ir)).inputs]
         calibration = self.calibration_feeds(input_names)
         results: list[AttemptResult] = []
         built: dict[str, tuple[Path, OvBackend, list[np.ndarray]]] = {}
@@ -581,12 +585,11 @@ class ModelExport:
         chosen = (
             passing[0] if passing else max(scored, key=lambda r: (r.f1, r.details["gate"]["word_agreement"]))
         )
-        folder, backend, words = built[chosen.name]
-        shutil.copytree(folder, out_dir)
+        folder, kept, words = built[chosen.name]
+        shutil.copytree(folder, out_dir)  # the same IR the rung's backend compiled: no second compile
         copy_preprocessing_files(fp32_dir, out_dir)
-        kept = OvBackend(out_dir / IR_FILE)
         figures = self.measure_backend(kept, out_dir, "openvino-int8")  # the scored split, once
-        figures["batch_sensitivity"] = self.batch_sensitivity(backend, words)
+        figures["batch_sensitivity"] = self.batch_sensitivity(kept, words)
         if chosen.meets_budget:
             self.keep_cpu("openvino-int8", figures, kept)
         return {
