@@ -435,7 +435,7 @@ def header_lines(summary: dict[str, Any]) -> list[str]:
     lines += [
         f"- **Machine**: {machine['cpu']}, {machine['physical_cores']} physical cores ({machine['logical_cores']} logical); "
         f"ISA {' '.join(machine['isa']) or 'unknown'}; GPU: {machine['gpu']}; {machine['os']}",
-        f"- **Threads**: {machine['threads']} (PyTorch intra-op and ONNX Runtime intra-op)",
+        f"- **Threads**: {machine['threads']} (PyTorch intra-op, ONNX Runtime intra-op, OpenVINO INFERENCE_NUM_THREADS)",
         f"- **Versions**: Python {machine['python']}, {versions}",
         f"- **Written by**: `pytest bench --benchmark-only --run-dir {run['path']}` (after `python -m export.onnx` on that run)",
         f"- **Run**: `{run['path']}`; data: {run['data']}"
@@ -507,12 +507,15 @@ METHOD = """\
   whose count the `rounds` column gives. p95 is shown only with at least 20 rounds ("–" otherwise:
   with fewer it is the slowest call or two).
 - End to end: `predict_word_logits` over the whole test split (tokenising, windows, image resize,
-  padding, model, word merge), batches of 8 windows; images decoded beforehand.
+  padding, model, word merge), batches of 8 windows, windows of several forms batched by length;
+  images decoded beforehand.
 - FLOPs per sequence of L text tokens, T tokens through the encoder (L, plus image patches + 1 for
   LayoutLMv3), hidden d, feed-forward f, N layers, C labels: 2·T·N·(4d² + 2df) + 4·T²·d·N + 2·L·d·C
   (+ the patch embedding). % limit holds each row against the mix it runs: its int8 FLOPs (read from
-  the ONNX graph: which weight GEMMs and attention products are integer kernels) at the int8 limit,
-  the rest at the fp32 limit; the limit mix column names the split.
+  the ONNX graph or the OpenVINO IR: which weight GEMMs and attention products are integer kernels)
+  at the int8 limit, the rest at the limit of the precision its float work runs in (fp32; bf16 for
+  PyTorch autocast, and for OpenVINO where the CPU plugin's default is bf16); the limit mix column
+  names the split.
 - Peak memory: a fresh process per model and runtime, resident set after loading and running a batch of 8
   at the longest sequence, minus the same process's resident set before loading (the libraries).
 - F1: entity F1 on the test split (points ×100); from metrics.json / the export manifest, else

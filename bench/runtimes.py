@@ -61,8 +61,9 @@ RUNTIMES: tuple[Runtime, ...] = (
         limit="int8",
         students_only=True,
     ),
-    # OpenVINO's float precision is the CPU plugin's default (bf16 where native): the row says which.
-    Runtime("ov", "OpenVINO, CPU default precision", "openvino", "cpu", variant="openvino", limit="float"),
+    # OpenVINO's float precision is the CPU plugin's default (bf16 where native): each row's `float_precision`
+    # says which, and its limit follows it (bench/report.py limit_mix).
+    Runtime("ov", "OpenVINO, CPU default precision", "openvino", "cpu", variant="openvino"),
     Runtime("ov-int8", "OpenVINO int8 (NNCF)", "openvino", "cpu", variant="openvino-int8", limit="int8"),
     Runtime(
         OV_REFERENCE,
