@@ -200,12 +200,12 @@ def choice_table(model: dict[str, Any]) -> list[str]:
         f"CPU choice ({choice['rule']}; margin {choice['margin']:.0%}: the 10% tie, the worst interquartile spread "
         "and the share of the cores other processes held while timing), medians of interleaved rounds:",
         "",
-        "| variant | " + " | ".join(f"{s} ms" for s in shapes) + " | batch-invariant | verdict |",
+        "| variant | " + " | ".join(f"{s} ms" for s in shapes) + " | batch-stable | verdict |",
         "|---|" + "---:|" * len(shapes) + ":---:|---|",
     ]
     for c in candidates:
         cells = [_num(c.get("timings_ms", {}).get(s), ".2f") for s in shapes]
-        invariant = {True: "yes", False: "no", None: "—"}[c.get("batch_invariant")]
+        invariant = {True: "yes", False: "no", None: "—"}[c.get("batch_stable", c.get("batch_invariant"))]
         lines.append(f"| {c['variant']} | " + " | ".join(cells) + f" | {invariant} | {c.get('note', '')} |")
     return lines + [""]
 
