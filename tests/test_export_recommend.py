@@ -129,3 +129,13 @@ def test_rounding_noise_in_the_batch_is_not_batch_sensitivity() -> None:
         "openvino-int8": {**fig((10.0, 2.4)), "batch_sensitivity": noise},
     }
     assert cpu(variants) == "openvino-int8"
+
+
+def test_a_reduced_precision_variant_must_beat_fp32_even_when_fp32_is_the_batch_sensitive_one() -> None:
+    """Batch-stable variants are tried first, but int8 slower than fp32 still never wins."""
+    variants = {
+        "fp32": fig((20.0, 5.0), invariant=False),
+        "fp32-optimized": fig((19.0, 4.9), invariant=False),
+        "openvino-int8": fig((21.0, 5.5)),  # stable, slower than both fp32 graphs
+    }
+    assert cpu(variants) == "fp32"
