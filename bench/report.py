@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.ocr_section import section as ocr_section
 from bench.runtimes import (
     BASELINE_RUNTIME,
     BY_NAME,
@@ -31,6 +32,7 @@ from bench.runtimes import (
 )
 from bench.timing import P95_MIN_ROUNDS
 from distill import atomic
+from distill.commands import portable_command
 from distill.report import per_type_table
 
 MARKDOWN = "benchmark.md"
@@ -425,6 +427,7 @@ def headline(rows: list[dict[str, Any]], notes: dict[str, Any] | None = None) ->
 
 def header_lines(summary: dict[str, Any]) -> list[str]:
     machine, run = summary["machine"], summary["run"]
+    run_dir = portable_command([run["path"]], {"RUN": run["path"]})  # relative, or RUN: no writer's path
     versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items())
     lines = [f"# Benchmark: {run['name']}", ""]
     if run.get("timing_only"):
@@ -437,7 +440,8 @@ def header_lines(summary: dict[str, Any]) -> list[str]:
         f"ISA {' '.join(machine['isa']) or 'unknown'}; GPU: {machine['gpu']}; {machine['os']}",
         f"- **Threads**: {machine['threads']} (PyTorch intra-op, ONNX Runtime intra-op, OpenVINO INFERENCE_NUM_THREADS)",
         f"- **Versions**: Python {machine['python']}, {versions}",
-        f"- **Written by**: `pytest bench --benchmark-only --run-dir {run['path']}` (after `python -m export.onnx` on that run)",
+        f"- **Written by**: `pytest bench --benchmark-only --run-dir {run_dir}` (after `python -m export.onnx` on that "
+        f"run{'; RUN: the run directory below' if run_dir == 'RUN' else ''})",
         f"- **Run**: `{run['path']}`; data: {run['data']}"
         + (f", {_forms(run)}" if run.get("test_forms") else "")
         + f", windows of {run['max_length']} tokens (stride {run['stride']})",
@@ -573,6 +577,7 @@ def render(summary: dict[str, Any], plot_name: str | None = PLOT) -> str:
         )
         lines += ["", f"## {title}", "", scenario_table(group, [r for r in rows if r["group"] == group])]
     lines += settings_lines(summary.get("e2e_settings") or [])
+    lines += ocr_section(summary.get("ocr", []), rows)
     per_type = {f"{r['model']} / {r['runtime_label']}": r for r in rows if r.get("per_type")}
     if per_type:  # measured in the end-to-end pass, under the run's own labels
         lines += ["", "## Entity F1 per type (end to end)", ""]

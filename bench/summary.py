@@ -189,6 +189,7 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
             for name, e in catalog.models.items()
         },
         "rows": model_rows,
+        "ocr": [r for r in rows if r.get("kind") == "ocr-e2e"],  # bench/ocr_section.py renders them
         "skipped": bench.skipped,
         "notes": notes,
     }

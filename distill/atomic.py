@@ -37,6 +37,29 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def text_stream(path: str | Path) -> Iterator[Any]:
+    """A text file to write line by line that appears at `path` only once complete (as write_bytes).
+
+    For output too large to hold in memory: lines go to a same-directory temporary file, which is
+    renamed over `path` when the block ends normally and removed when it raises (or is interrupted).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 

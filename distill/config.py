@@ -144,6 +144,13 @@ class TrainConfig:
     baseline: bool = field(
         default=True, metadata={"help": "also train a student without distillation, same budget"}
     )
+    distil_collapsed_teacher: bool = field(
+        default=False,
+        metadata={
+            "help": "distil from a teacher that predicts one label for nearly every training word "
+            "(refused otherwise: its students would learn the collapse)"
+        },
+    )
     # run
     timing_only: bool = field(
         default=False,
@@ -170,11 +177,6 @@ class TrainConfig:
             "padding, so fewer tokens computed per epoch"
         },
     )
-
-    @property
-    def distills(self) -> bool:
-        """Whether the student learns from the teacher at all (soft targets or word vectors)."""
-        return self.alpha > 0 or self.feature_weight > 0
 
     def to_toml(self) -> str:
         return tomli_w.dumps(dataclasses.asdict(self))
@@ -242,9 +244,9 @@ def read_values(path: str | Path) -> dict[str, Any]:
 
 
 # Options that change what a run trains and scores. Resuming a run directory with any of them
-# different would mix two experiments in one run, so it is refused; the others (where reports go,
-# evaluation batch size, precision, checkpoint frequency, which stages to run now) may change
-# between the invocations of one run. A new option is run-defining unless listed here.
+# different would mix two experiments in one run, so it is refused (resolve.py); the others (where
+# reports go, evaluation batch size, precision, checkpoint frequency, which stages to run now) may
+# change between the invocations of one run. A new option is run-defining unless listed here.
 NOT_RUN_DEFINING = frozenset(
     {
         "output_dir",
@@ -256,22 +258,9 @@ NOT_RUN_DEFINING = frozenset(
         "save_steps",
         "fp16",
         "bf16",
+        "distil_collapsed_teacher",  # the run that refused a collapsed teacher resumes with it
     }
 )
-
-
-def run_defining_differences(old: TrainConfig, new: TrainConfig) -> list[str]:
-    """`--option old -> new` for each run-defining option that differs between two configurations.
-
-    An empty --labels means "from the data": the run's config.toml holds the set the data gave,
-    so only an explicit --labels is compared.
-    """
-    skip = set(NOT_RUN_DEFINING) | ({"labels"} if not new.labels else set())
-    return [
-        f"--{f.name.replace('_', '-')} {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
-        for f in fields(TrainConfig)
-        if f.name not in skip and getattr(old, f.name) != getattr(new, f.name)
-    ]
 
 
 # Named bundles of options; the CLI applies a preset first, then a config file, then flags.

@@ -11,8 +11,9 @@ Trainer's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from torch.utils.data import Dataset
 from transformers import Trainer
 
 from distill.windows import IGNORE_INDEX, pad_batch
+
+if TYPE_CHECKING:
+    from distill.loss_terms import LossTerm
 
 
 def distillation_loss(
@@ -120,23 +124,61 @@ class WindowCollator:
         return {k: torch.from_numpy(v) for k, v in batch.items()}
 
 
-class DistillationTrainer(Trainer):
-    """A Trainer whose loss mixes the cached teacher's soft targets with the hard labels."""
+@dataclass
+class TermInputs:
+    """What a loss term may read: the student's outputs, the batch's labels and teacher targets."""
 
-    def __init__(
-        self,
-        *args: Any,
-        temperature: float = 2.0,
-        alpha: float = 0.5,
-        feature_weight: float = 0.0,
-        feature_kind: str = "cosine",
-        **kwargs: Any,
-    ) -> None:
+    logits: torch.Tensor
+    labels: torch.Tensor
+    targets: torch.Tensor | None  # teacher_logits: the teacher's logits, then its word vector, per position
+    hidden_states: tuple[torch.Tensor, ...] | None
+    projection: torch.nn.Module | None
+
+    @property
+    def teacher_logits(self) -> torch.Tensor:
+        return self._targets()[..., : self.logits.shape[-1]]
+
+    @property
+    def teacher_vectors(self) -> torch.Tensor:
+        return self._targets()[..., self.logits.shape[-1] :]
+
+    def _targets(self) -> torch.Tensor:
+        if self.targets is None:
+            raise ValueError("this loss term reads the teacher, but the batch carries no teacher targets")
+        return self.targets
+
+
+def hard_label_term(inputs: TermInputs, settings: Mapping[str, Any]) -> torch.Tensor:
+    """Cross-entropy with the labels, on labelled positions (what the model's own loss computes)."""
+    mask = inputs.labels != IGNORE_INDEX
+    student = inputs.logits[mask].float()
+    if student.numel() == 0:  # a batch of windows without a labelled word
+        return inputs.logits.sum() * 0.0
+    return F.cross_entropy(student, inputs.labels[mask])
+
+
+def soft_target_term(inputs: TermInputs, settings: Mapping[str, Any]) -> torch.Tensor:
+    """T^2 * KL(teacher_T || student_T): distillation_loss at alpha 1."""
+    return distillation_loss(
+        inputs.logits, inputs.teacher_logits, inputs.labels, settings["temperature"], alpha=1.0
+    )
+
+
+def word_vector_term(inputs: TermInputs, settings: Mapping[str, Any]) -> torch.Tensor:
+    """The student's last hidden state, projected to the teacher's width, against the teacher's word vectors."""
+    if inputs.hidden_states is None or inputs.projection is None:
+        raise ValueError("the word_vectors term needs the student's hidden states and its projection")
+    projected = inputs.projection(inputs.hidden_states[-1])
+    return feature_loss(projected, inputs.teacher_vectors, inputs.labels, settings["distance"])
+
+
+class DistillationTrainer(Trainer):
+    """A Trainer whose loss is the declared sum of weighted terms (loss_terms.py), over cached teacher targets."""
+
+    def __init__(self, *args: Any, terms: Sequence[LossTerm], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.temperature = temperature
-        self.alpha = alpha
-        self.feature_weight = feature_weight
-        self.feature_kind = feature_kind
+        self.terms = [t for t in terms if t.weight]
+        self.hidden = any(t.kind.student_hidden_states for t in self.terms)
 
     def compute_loss(
         self,
@@ -146,18 +188,12 @@ class DistillationTrainer(Trainer):
         num_items_in_batch: Any = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         labels = inputs.pop("labels")
-        targets = inputs.pop("teacher_logits")
-        features = self.feature_weight > 0
-        outputs = model(**inputs, output_hidden_states=features)
-        num_labels = outputs.logits.shape[-1]
-        loss = distillation_loss(
-            outputs.logits, targets[..., :num_labels], labels, self.temperature, self.alpha
+        targets = inputs.pop("teacher_logits", None)  # only terms that read the teacher need them
+        outputs = model(**inputs, output_hidden_states=self.hidden)
+        # Through the (possibly DDP-wrapped) model, so the projection's gradient is reduced too.
+        projection = getattr(self.accelerator.unwrap_model(model), PROJECTION, None)
+        term_inputs = TermInputs(
+            outputs.logits, labels, targets, outputs.hidden_states if self.hidden else None, projection
         )
-        if features:
-            # Through the (possibly DDP-wrapped) model, so the projection's gradient is reduced too.
-            projection = getattr(self.accelerator.unwrap_model(model), PROJECTION)
-            projected = projection(outputs.hidden_states[-1])
-            loss = loss + self.feature_weight * feature_loss(
-                projected, targets[..., num_labels:], labels, self.feature_kind
-            )
+        loss = sum(t.weight * t.kind.compute(term_inputs, t.settings) for t in self.terms)
         return (loss, outputs) if return_outputs else loss

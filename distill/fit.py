@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,9 @@ from distill.distillation import (
     WindowDataset,
     attach_projection,
 )
+from distill.errors import DistillError
+from distill.loss_terms import PLAIN, LossTerm, describe, distils, is_plain
+from distill.machine import is_main_process
 from distill.models import BOX_TABLES, Bundle
 from distill.predict import model_input_names
 
@@ -187,23 +192,27 @@ def fit(
     name: str,
     learning_rate: float,
     epochs: float,
-    distill: bool,
+    terms: Sequence[LossTerm] = PLAIN,
     box_lr: float = 0.0,
 ) -> FitResult:
     """Train `bundle.model` in place on `windows`; resume from this run's last checkpoint if any.
 
-    With `distill`, windows carry `teacher_logits` and the loss is the distillation loss;
-    without, the model's own cross-entropy (plain fine-tuning, what a user does without us).
-    With feature distillation the model carries a projection to the teacher's width while it
-    trains; the caller removes it (detach_projection) before saving.
+    `terms` is the declared loss (loss_terms.py): the DistillationTrainer sums them, and when one of
+    them reads the teacher the windows carry `teacher_logits`. Cross-entropy alone (PLAIN) is the
+    plain Trainer with the model's own loss (fine-tuning, what a user does without us). A term with a
+    projection (feature distillation) attaches one to the model while it trains; the caller
+    removes it (detach_projection) before saving.
     `box_lr` > 0 trains box embeddings this project added (`bundle.fresh_boxes`) at that rate.
     """
+    teacher = distils(terms)
+    if teacher and windows and "teacher_logits" not in windows[0]:
+        raise DistillError(f"{name} distils ({describe(terms)}) but its windows carry no teacher targets")
     checkpoints = run / CHECKPOINTS / name
     freeze_gradient_free(bundle.model)
     if config.freeze_boxes and bundle.fresh_boxes:
         freeze_box_embeddings(bundle.model)
     args = training_arguments(config, checkpoints, learning_rate, epochs)
-    extra = ("labels", "teacher_logits") if distill else ("labels",)
+    extra = ("labels", "teacher_logits") if teacher else ("labels",)
     common = dict(
         model=bundle.model,
         args=args,
@@ -213,22 +222,22 @@ def fit(
         ),
     )
     trainer: Trainer
-    if distill:
-        if config.feature_weight > 0:
+    if is_plain(terms):  # the model's own cross-entropy: the Trainer as users know it
+        trainer = Trainer(**common)
+    else:
+        if any(t.kind.projection for t in terms if t.weight):
             teacher_width = windows[0]["teacher_logits"].shape[1] - bundle.model.config.num_labels
             attach_projection(bundle.model, teacher_width)
-        trainer = DistillationTrainer(
-            **common,
-            temperature=config.temperature,
-            alpha=config.alpha,
-            feature_weight=config.feature_weight,
-            feature_kind=config.feature_loss,
-        )
-    else:
-        trainer = Trainer(**common)
+        trainer = DistillationTrainer(**common, terms=terms)
     if box_lr > 0 and bundle.fresh_boxes:
         trainer.optimizer = optimizer_with_box_lr(trainer, box_lr)
     resume = last_complete_checkpoint(checkpoints) if config.resume else None
+    if resume is not None and is_main_process():  # metrics.json records it too, as resumed_from
+        print(
+            f"{name}: resuming from {resume} (step {resume.name.rsplit('-', 1)[1]})",
+            file=sys.stderr,
+            flush=True,
+        )
     clock = ElapsedTime(elapsed_before(resume))
     trainer.add_callback(clock)
     output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)

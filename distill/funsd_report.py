@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from distill import atomic
+from distill.commands import placeholder_note, portable_command
 from distill.errors import DistillError
 from distill.machine import machine_summary, package_versions
 from distill.report import run_types
@@ -264,6 +265,7 @@ def collect(out: Path, args: argparse.Namespace) -> dict[Row, list[dict[str, Any
             record["run"] = str(run)
             record["int8"] = int8_record(run, model)
             record["teacher_cache_seconds"] = metrics.get("teacher_cache_seconds", 0.0)
+            record["test_forms"] = metrics.get("test_forms")
             record["wall_seconds"] = read_json(run / WALL)["seconds"] if (run / WALL).is_file() else None
             rows[row].append(record)
         if args.teacher == ENSEMBLE and rows[TEACHER_ROW] and rows[TEACHER_ROW][-1]["seed"] == seed:
@@ -300,10 +302,12 @@ def overhead_cell(row: Row, records: list[dict[str, Any]], plain: list[dict[str,
 
 
 def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, command: str) -> str:
+    # The forms scored, as the runs' metrics.json counted them (whatever --data was).
+    forms = next((r["test_forms"] for recs in rows.values() for r in recs if r.get("test_forms")), None)
     split = (
         f"{args.holdout_forms} held-out training forms (tuning; the test split is not used)"
         if args.holdout_forms
-        else "the FUNSD test split (50 forms)"
+        else "the test split" + (f" ({forms} forms)" if forms else "")
     )
     versions = ", ".join(
         f"{k} {v}" for k, v in package_versions(("torch", "transformers", "datasets")).items()
@@ -318,7 +322,8 @@ def render(rows: dict[Row, list[dict[str, Any]]], args: argparse.Namespace, comm
     lines = [
         "# FUNSD: teacher and students, mean ± std over seeds",
         "",
-        f"Written by `{command}`.",
+        f"Written by `{command}`"
+        + (f" ({note})." if (note := placeholder_note(*command_placeholders(args), command)) else "."),
         "",
         f"Data `{args.data}`; scored on {split}; seeds {', '.join(map(str, args.seeds))}; "
         f"measured on {machine_summary()}; {versions}. "
@@ -575,13 +580,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def command_placeholders(args: argparse.Namespace) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Placeholders for the absolute model and output directories in the command (distill/commands.py)."""
+
+    def absolute(value: object) -> str | None:
+        return str(value) if str(value).startswith(("/", "~")) else None
+
+    paths = {"$T": absolute(args.teacher), "$M": absolute(args.student), "$OUT": absolute(args.output_dir)}
+    meaning = {"$T": "the teacher's model directory", "$M": "the students' model directory"}
+    meaning["$OUT"] = "the study's output directory"
+    return paths, meaning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
     args = build_parser().parse_args(argv[:split])
     args.train_options = argv[split + 1 :]  # after `--`: passed to every distill.train run
     out = Path(args.output_dir)
-    command = shlex.join(["python", "-m", "distill.funsd_report", *argv])
+    command = portable_command(["python", "-m", "distill.funsd_report", *argv], command_placeholders(args)[0])
     try:
         if not args.report_only:
             run_all(args, out)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from distill import atomic
+from distill.commands import portable_command
 from distill.machine import machine_summary
 
 TRAINING_REPORT = "training.md"
@@ -50,12 +51,13 @@ def per_type_table(models: dict[str, dict], labels: list[str] | None = None) -> 
 
 def render_training_report(metrics: dict[str, Any], run: Path) -> str:
     models: dict[str, dict] = metrics.get("models", {})
+    where = portable_command([str(run)], {"RUN": run})  # relative, or RUN (the run above): no writer's path
     lines = [
         "# Training report",
         "",
         f"Run `{run}` on {machine_summary()}. Written by `python -m distill.train`; the run's "
-        f"config.toml holds every option: `python -m distill.train --config {run}/config.toml "
-        f"--output-dir NEW_DIR` repeats it.",
+        f"config.toml holds every option: `python -m distill.train --config {where}/config.toml "
+        f"--output-dir NEW_DIR` repeats it{' (RUN: that run directory)' if where == 'RUN' else ''}.",
         f"Data: `{metrics.get('data')}` — {metrics.get('train_forms')} training forms, "
         f"{metrics.get('test_forms')} test forms ({metrics.get('test_words')} words); seed {metrics.get('seed')}; "
         f"windows of {metrics['encoding']['max_length']} sub-tokens, stride {metrics['encoding']['stride']}.",
@@ -72,27 +74,7 @@ def render_training_report(metrics: dict[str, Any], run: Path) -> str:
         )
     lines += ["", *per_type_table(models, metrics.get("labels"))]
     lines += [f"Data note: {note}." for note in metrics.get("data_notes", [])]
-    if metrics.get("distillation", {}).get("alpha") == 0:
-        lines += ["", "Students trained with alpha = 0: plain fine-tuning, no distillation."]
-    elif "distillation" in metrics:
-        d = metrics["distillation"]
-        lines += [
-            "",
-            "## Distillation",
-            "",
-            f"Word-level distillation from `{d['teacher']}`: loss = {d['alpha']} · T² · KL(teacher/T ‖ student/T) + "
-            f"{1 - d['alpha']:.2f} · CE, T = {d['temperature']}. Teacher word logits cached once in "
-            f"{metrics.get('teacher_cache_seconds', 0):.1f} s.",
-        ]
-        student, base = models.get("student"), models.get("student-baseline")
-        if student and base and "train_seconds" in student and "train_seconds" in base:
-            overhead = student["train_seconds"] / base["train_seconds"] - 1
-            gain = student["f1"] - base["f1"]
-            lines.append(
-                f"Same budget, same initialisation: distilled F1 {_pct(student['f1'])} vs {_pct(base['f1'])} without "
-                f"distillation ({100 * gain:+.1f} points); training time {student['train_seconds']:.1f} s vs "
-                f"{base['train_seconds']:.1f} s ({100 * overhead:+.0f}%)."
-            )
+    lines += distillation_lines(metrics)
     v = metrics.get("versions", {})
     lines += ["", "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + "."]
     return "\n".join(lines) + "\n"
@@ -100,3 +82,69 @@ def render_training_report(metrics: dict[str, Any], run: Path) -> str:
 
 def write_training_report(metrics: dict[str, Any], report_dir: Path, run: Path) -> Path:
     return atomic.write_text(report_dir / TRAINING_REPORT, render_training_report(metrics, run))
+
+
+def distilled(d: dict[str, Any]) -> bool:
+    """Whether the run's student distilled (metrics.json before declared terms: alpha or feature weight)."""
+    if "distilled" in d:
+        return bool(d["distilled"])
+    return d.get("alpha", 0) > 0 or d.get("feature_weight", 0) > 0
+
+
+def loss_formula(d: dict[str, Any]) -> str:
+    """The declared loss, term by term (loss_terms.py), from metrics.json's record."""
+    from distill.loss_terms import LossTerm, describe
+
+    if "terms" in d:
+        terms = [LossTerm(t["term"], t["weight"], {k: v for k, v in t.items() if k not in ("term", "weight")})
+                 for t in d["terms"]]  # fmt: skip
+        return describe(terms)
+    return f"loss = {d['alpha']} · T²·KL(teacher/T ‖ student/T) + {1 - d['alpha']:.2f} · CE, T = {d['temperature']}"
+
+
+def distillation_lines(metrics: dict[str, Any]) -> list[str]:
+    """The distillation settings, what the teacher cost, and the distilled student against its baseline."""
+    lines: list[str] = []
+    collapse = metrics.get("teacher_collapse")
+    if collapse:
+        what = "distilled from anyway (--distil-collapsed-teacher)" if collapse.get("distilled_anyway") else (
+            "so no student was distilled from it (pass --distil-collapsed-teacher to distil anyway)"
+        )  # fmt: skip
+        lines += [
+            "",
+            f"**The teacher has collapsed**: it predicts {collapse['label']} for {100 * collapse['predicted_share']:.1f}% "
+            f"of the training words, where the labels give it {100 * collapse['label_share']:.1f}%; {what}.",
+        ]
+    if "distillation" not in metrics:
+        return lines
+    d = metrics["distillation"]
+    if not distilled(d):
+        return lines + ["", f"Students trained without distillation ({loss_formula(d)}): plain fine-tuning."]
+    transfer = metrics.get("transfer_set")
+    lines += [
+        "",
+        "## Distillation",
+        "",
+        f"Word-level distillation from `{d['teacher']}`: {loss_formula(d)}, on labelled words. "
+        + (
+            f"Transfer set: {transfer['copies']} teacher-labelled augmented copies of each training form "
+            f"({transfer['forms']} forms) join the distilled student's data, at the baseline's number of "
+            "optimiser steps. "
+            if transfer and d.get("transfer_copies")
+            else ""
+        )
+        + f"Teacher targets cached once in {metrics.get('teacher_cache_seconds', 0):.1f} s.",
+    ]
+    student, base = (
+        metrics.get("models", {}).get("student"),
+        metrics.get("models", {}).get("student-baseline"),
+    )
+    if student and base and "train_seconds" in student and "train_seconds" in base:
+        overhead = student["train_seconds"] / base["train_seconds"] - 1
+        gain = student["f1"] - base["f1"]
+        lines.append(
+            f"Same budget, same initialisation: distilled F1 {_pct(student['f1'])} vs {_pct(base['f1'])} without "
+            f"distillation ({100 * gain:+.1f} points); training time {student['train_seconds']:.1f} s vs "
+            f"{base['train_seconds']:.1f} s ({100 * overhead:+.0f}%)."
+        )
+    return lines

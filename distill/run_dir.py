@@ -11,7 +11,7 @@ from pathlib import Path
 import datasets
 
 from distill import atomic
-from distill.config import TrainConfig, run_defining_differences
+from distill.config import TrainConfig
 from distill.data import describe_source, load_source
 from distill.errors import DistillError
 from distill.labels import LabelSet, data_labels, resolve_labels
@@ -37,23 +37,6 @@ def new_run_dir(output_dir: str | Path | None) -> Path:
 
         started = psutil.Process(os.getppid()).create_time()
     return RUNS / time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
-
-
-def check_resumable(run: Path, config: TrainConfig) -> None:
-    """Refuse to continue a run directory trained with other run-defining options.
-
-    Its models, checkpoints and metrics belong to the options in its config.toml: continuing
-    it with another seed, data or model would mix two experiments under one name.
-    """
-    if not (run / CONFIG).is_file():
-        return  # a new run directory
-    differences = run_defining_differences(read_config(run), config)
-    if differences:
-        raise DistillError(
-            "this run directory holds a run with other options (" + "; ".join(differences) + "): "
-            "pass a new --output-dir for a new run, or repeat the run's options to resume it",
-            run,
-        )
 
 
 def mark_latest(run: Path) -> None:

@@ -4,7 +4,8 @@ Per form, one row per word: the teacher's logits and, for feature distillation, 
 (last hidden state at the word's first sub-token), both window-merged exactly as evaluation merges
 logits. The teacher is frozen, so these are exact and computed once; the cache makes a resumed
 run (or a second student of the same run) skip the teacher pass. It is keyed by everything the
-rows depend on: the teacher's files, the encoding, the forms and whether vectors are included.
+rows depend on: the teacher's weights, the encoding, the forms (ids, words, boxes and page images)
+and whether vectors are included.
 """
 
 from __future__ import annotations
@@ -106,7 +107,34 @@ def cache_key(
     digest.update(json.dumps([max_length, stride, with_vectors]).encode())
     digest.update(json.dumps(list(forms["id"])).encode())
     digest.update(json.dumps(list(forms["tokens"])).encode())
+    # A layout teacher reads the boxes and the page: the same words elsewhere give other targets.
+    digest.update(json.dumps(list(forms["bboxes"])).encode())
+    for image in image_digests(forms):
+        digest.update(image.encode())
     return digest.hexdigest()[:16]
+
+
+def image_digests(forms: datasets.Dataset) -> list[str]:
+    """A digest of each form's page image as stored (its bytes, or the file it names), without decoding.
+
+    A transfer set repeats its forms' pages, so each file is read once.
+    """
+    if "image" not in forms.column_names:
+        return ["" for _ in range(len(forms))]
+    seen: dict[str, str] = {}
+    out = []
+    for image in forms.cast_column("image", datasets.Image(decode=False))["image"]:
+        if image is None:
+            out.append("")
+            continue
+        data, path = image.get("bytes"), image.get("path")
+        if data is None and path:
+            if path not in seen:
+                seen[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            out.append(seen[path])
+        else:
+            out.append(hashlib.sha256(data or b"").hexdigest())
+    return out
 
 
 def cached_targets(

@@ -12,11 +12,15 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from distill.config import PRESETS, TrainConfig, read_values
+from distill.config import PRESETS, TrainConfig
 from distill.console import quiet_library_noise, training_summary
 from distill.errors import DistillError
 from distill.machine import is_main_process
+
+if TYPE_CHECKING:
+    from distill.resolve import Options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,32 +66,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
+def parse_options(argv: Sequence[str] | None = None) -> Options:
+    """The command line's options, layered (defaults < preset < config file < flags) by resolve.py."""
+    from distill.resolve import layered_options  # after --help: it loads the data and model layers
+
     given = vars(build_parser().parse_args(argv))
-    config = TrainConfig()
-    if "preset" in given:
-        config = config.updated(PRESETS[given.pop("preset")])
-    if "config" in given:
-        path = given.pop("config")
-        values = read_values(path)
-        # A run's config.toml names its own run directory: reusing the file for a new run must not
-        # write into that run. The output directory comes from --output-dir alone.
-        if values.pop("output_dir", ""):
-            print(
-                f"note: {path}: output_dir ignored (pass --output-dir to choose the run directory)",
-                file=sys.stderr,
-            )
-        config = config.updated(values, source=path)
-    return config.updated(given).validate()
+    return layered_options(given, preset=given.pop("preset", None), config_file=given.pop("config", None))
+
+
+def parse_config(argv: Sequence[str] | None = None) -> TrainConfig:
+    return parse_options(argv).config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     quiet_library_noise()
     try:
-        config = parse_config(argv)
+        options = parse_options(argv)
+        config = options.config
         from distill.pipeline import run_training  # heavy imports after the arguments are known good
 
-        run = run_training(config)
+        run = run_training(options)
     except DistillError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

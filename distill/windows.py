@@ -136,11 +136,17 @@ class WindowEncoder:
         than a window's capacity. Built with numpy: no Python work per word on the prediction path."""
         if not words:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        # verbose=False: the tokenizer sees the whole form, longer than the model takes, and would warn
+        # ("Token indices sequence length is longer than the specified maximum"); the windows cut it.
         if self._wants_boxes_in_call:
             boxes = boxes if boxes is not None else [[0, 0, 0, 0]] * len(words)
-            enc = self.tokenizer(list(words), boxes=[list(b) for b in boxes], add_special_tokens=False)
+            enc = self.tokenizer(
+                list(words), boxes=[list(b) for b in boxes], add_special_tokens=False, verbose=False
+            )
         else:
-            enc = self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False)
+            enc = self.tokenizer(
+                list(words), is_split_into_words=True, add_special_tokens=False, verbose=False
+            )
         ids = np.asarray(enc["input_ids"], dtype=np.int64)
         owner = np.asarray(enc.word_ids(), dtype=np.float64)  # None (special tokens) -> nan
         keep = ~np.isnan(owner)
@@ -155,8 +161,9 @@ class WindowEncoder:
         within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         source = np.repeat(starts, lengths) + within
         erased = np.repeat(counts == 0, lengths)
-        table = np.where(erased, self.tokenizer.unk_token_id, ids[np.minimum(source, max(len(ids) - 1, 0))])
-        return table.astype(np.int64), lengths
+        table = np.full(len(source), self.tokenizer.unk_token_id, dtype=np.int64)
+        table[~erased] = ids[source[~erased]]
+        return table, lengths
 
     def encode_form(
         self,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
 from distill import atomic
+from distill.commands import portable_command, uses_placeholder
 from distill.report import per_type_table
 
 
@@ -17,11 +19,20 @@ def _num(value: float | None, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
 
 
+def written_by(manifest: dict[str, Any]) -> str:
+    """The export command, its run directory as RUN unless given relative (distill/commands.py)."""
+    words = shlex.split(
+        manifest.get("command") or f"python -m export.onnx --run-dir {shlex.quote(manifest['run'])}"
+    )
+    return portable_command(words, {"RUN": manifest["run"]})
+
+
 def render(manifest: dict[str, Any]) -> str:
     lines = [
         "# ONNX export",
         "",
-        f"Written by `{manifest.get('command') or 'python -m export.onnx --run-dir ' + manifest['run']}`.",
+        f"Written by `{written_by(manifest)}`"
+        + ("; RUN: the run directory below." if uses_placeholder(written_by(manifest), "RUN") else "."),
         f"Run `{manifest['run']}`, exported {manifest['created']} on {manifest['machine']['cpu']} "
         f"({manifest['machine']['threads']} threads; int8 features: {', '.join(manifest['machine']['int8_features']) or 'none'}).",
         ", ".join(

@@ -75,6 +75,63 @@ def test_custom_directory_reads_sorted_dotted_labels_and_says_how_boxes_were_sca
     assert max(b[3] for b in data["test"][0]["bboxes"]) == 1000
 
 
+FUNSD_FORM = {
+    "form": [
+        {"id": 0, "label": "header", "words": [{"text": "ORDER", "box": [10, 5, 90, 20]}]},
+        {"id": 1, "label": "question", "words": [{"text": "Date:", "box": [10, 30, 60, 50]}]},
+        {"id": 2, "label": "answer", "words": [{"text": "May", "box": [70, 30, 110, 50]}]},
+        {"id": 3, "label": "other", "words": [{"text": "page", "box": [10, 60, 50, 80]}]},
+    ]
+}
+
+
+def funsd_release(root: Path, extra_segment: dict | None = None) -> Path:
+    """A FUNSD release in miniature (images, FUNSD's four labels), one segment added to its training form."""
+    from PIL import Image
+
+    for split in ("training_data", "testing_data"):
+        form = json.loads(json.dumps(FUNSD_FORM))
+        if extra_segment and split == "training_data":
+            form["form"].append(extra_segment)
+        (root / split / "annotations").mkdir(parents=True)
+        (root / split / "images").mkdir()
+        (root / split / "annotations" / "f0.json").write_text(json.dumps(form))
+        Image.new("L", (200, 100), 255).save(root / split / "images" / "f0.png")
+    return root
+
+
+def data_notes(data) -> str:
+    return "\n".join(split.info.description for split in data.values())
+
+
+def test_a_label_on_a_segment_without_words_neither_switches_the_reader_nor_goes_unsaid(
+    tmp_path: Path,
+) -> None:
+    """Issue 20: one `"label": "signature"` on a segment whose only word is blank turned a FUNSD release
+    into "your own labels", silently: the labels came out sorted (answer, header, question)."""
+    blank_signature = {"id": 9, "label": "signature", "words": [{"text": " ", "box": [10, 90, 60, 99]}]}
+    data = load_source(str(funsd_release(tmp_path / "funsd", blank_signature)))
+    names = data["train"].features["ner_tags"].feature.names
+    assert names == ["O", "B-HEADER", "I-HEADER", "B-QUESTION", "I-QUESTION", "B-ANSWER", "I-ANSWER"]
+    assert "FUNSD training_data" in data["train"].info.description, "read by the FUNSD release reader"
+    assert "'signature' (training_data/annotations/f0.json) only on segments without words" in data_notes(
+        data
+    )
+    # The same label on a segment with a word is data FUNSD does not have: your own labels, and why.
+    worded = {"id": 9, "label": "signature", "words": [{"text": "J.Doe", "box": [10, 90, 60, 99]}]}
+    own = load_source(str(funsd_release(tmp_path / "own", worded)))
+    assert "signature" in own["train"].features["ner_tags"].feature.names[-1]
+    assert (
+        "not as a FUNSD release: label 'signature' in training_data/annotations/f0.json is not one of FUNSD's"
+        in data_notes(own)
+    )
+
+
+def test_own_documents_say_why_they_are_not_a_funsd_release(receipts_dir: Path) -> None:
+    data = load_source(str(receipts_dir))
+    assert "not as a FUNSD release: training_data/images/ is missing" in data_notes(data)
+
+
 def test_test_only_label_is_named_with_its_file(tmp_path: Path) -> None:
     odd = receipt(7, True)
     odd["form"][2]["label"] = "menu.discount"

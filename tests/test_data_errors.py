@@ -122,6 +122,16 @@ def test_word_box_without_four_numbers(release, box):
     assert str(path) in str(err) and "four numbers" in str(err) and "segment 1 word 0" in str(err)
 
 
+@pytest.mark.parametrize("word_boxes", [False, True])
+def test_a_coordinate_beyond_any_page_is_named_by_file_segment_and_word(release, word_boxes):
+    """Issue 20: 1e308 is finite, but scaled to 0..1000 it overflowed (OverflowError in normalize_box)."""
+    path = edit_form(release, lambda form: form["form"][1]["words"][1].update(box=[120, 10, 1e308, 30]))
+    with pytest.raises(DistillError) as caught:
+        load_funsd_local(release, word_boxes=word_boxes)
+    err = str(caught.value)
+    assert str(path) in err and "segment 1 word 1 ('3') box" in err and "beyond any page" in err
+
+
 def test_segment_box_without_four_numbers(release):
     path = edit_form(release, lambda form: form["form"][0].update(box=[0, 0]))
     err = error_of(release)

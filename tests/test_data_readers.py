@@ -178,3 +178,32 @@ def test_cord_record_without_image_size_is_named(tmp_path: Path) -> None:
         DistillError, match="train record 0: ground_truth must be CORD JSON with meta.image_size"
     ):
         load_source(str(write_cord(tmp_path / "cord", [broken], [broken])))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda gt: gt["valid_line"][0].update(words=None),
+            r"train record 0 valid_line 0 \(menu\.nm\): 'words' must be a list",
+        ),
+        (lambda gt: gt.update(valid_line=None), "train record 0: valid_line must be a list"),
+        (
+            lambda gt: gt["valid_line"][0].update(category="B-menu"),
+            r"train record 0 valid_line 0: invalid entity type 'B-menu'",
+        ),
+        (
+            lambda gt: gt["valid_line"][0].update(category="menu, nm"),
+            r"train record 0 valid_line 0: invalid entity type",
+        ),
+    ],
+)
+def test_a_broken_cord_line_is_named_by_its_record(tmp_path: Path, edit, message: str) -> None:
+    """Issue 20: `"words": null` raised a bare TypeError; a refused category named no record."""
+    broken = cord_record(0, [("menu.nm", ["A"]), ("menu.price", ["1,000"])])
+    gt = json.loads(broken["ground_truth"])
+    edit(gt)
+    broken["ground_truth"] = json.dumps(gt)
+    good = cord_record(1, [("menu.nm", ["B"])])
+    with pytest.raises(DistillError, match=message):
+        load_source(str(write_cord(tmp_path / "cord", [broken, good], [good])))

@@ -14,10 +14,12 @@ from safetensors.torch import load_file
 from distill.config import PRESETS, TrainConfig
 from distill.distillation import PROJECTION, DistillationTrainer, distillation_loss, feature_loss
 from distill.fit import ELAPSED, fit, last_complete_checkpoint
+from distill.loss_terms import declared_terms
 from distill.models import build_student
-from distill.pipeline import encode_split, run_training
+from distill.pipeline import run_training
 from distill.run_dir import load_run_data
 from distill.schema import FUNSD_LABELS, LABELS
+from distill.stages.common import encode_split
 from distill.teacher_targets import CACHE_DIR, cache_key, cached_targets
 from distill.transfer_set import segments, transfer_set
 
@@ -90,6 +92,24 @@ def test_cache_key_follows_the_teacher_and_the_forms(text_teacher_run: Path, tmp
     assert cache_key([load_bundle(copy)], train, 128, 32, False) != cache_key([bundle], train, 128, 32, False)
 
 
+def test_cache_key_follows_the_boxes_and_the_page_images(tmp_path: Path) -> None:
+    """A layout teacher's targets change with the boxes and the page: so must the key."""
+    from PIL import Image
+
+    config = small_config(tmp_path)
+    train = load_run_data(config)["train"]
+    bundle = build_student("tiny", ["a", "b"], FUNSD_LABELS)
+    key = cache_key([bundle], train, 128, 32, False)
+    assert cache_key([bundle], train, 128, 32, False) == key, "the same forms: the same key"
+    shifted = train.map(lambda form: {"bboxes": [[min(1000, v + 300) for v in b] for b in form["bboxes"]]})
+    assert shifted["tokens"] == train["tokens"] and shifted["bboxes"] != train["bboxes"]
+    assert cache_key([bundle], shifted, 128, 32, False) != key, "boxes moved: other targets"
+    blank = Image.new("RGB", (100, 100), "white")
+    repainted = train.map(lambda form, i: {"image": blank if i == 0 else form["image"]}, with_indices=True)
+    assert repainted["bboxes"] == train["bboxes"]
+    assert cache_key([bundle], repainted, 128, 32, False) != key, "another page image: other targets"
+
+
 def tiny_batch(num_labels: int = 7, hidden: int = 16) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     labels = torch.randint(0, num_labels, (2, 6), generator=generator)
@@ -115,7 +135,7 @@ def test_feature_term_is_off_at_weight_zero_and_reaches_the_projection_otherwise
         trainer = DistillationTrainer(
             model=model,
             args=TrainingArguments(output_dir=args_dir, use_cpu=True, report_to=[]),
-            feature_weight=weight,
+            terms=declared_terms(TrainConfig(feature_weight=weight)),
         )
         return trainer.compute_loss(model, {**inputs, **{k: v.clone() for k, v in batch.items()}})
 
@@ -156,11 +176,76 @@ def test_feature_distillation_changes_the_student_and_is_not_saved_with_it(
     assert (
         metrics["models"]["student"]["distilled"] and not metrics["models"]["student-baseline"]["distilled"]
     )
+    # Issue 20, defect 5: training.md called this "plain fine-tuning" and dropped the comparison.
+    report = (tmp_path / "reports" / "training.md").read_text()
+    assert "plain fine-tuning" not in report
+    assert "Same budget, same initialisation: distilled F1" in report
+    assert "1 · cosine distance of the projected student word vectors to the teacher's" in report
+    assert [t["term"] for t in metrics["distillation"]["terms"]] == ["hard_labels", "word_vectors"]
 
 
-def test_feature_weight_zero_and_alpha_zero_is_plain_fine_tuning(tmp_path: Path) -> None:
-    config = small_config(tmp_path, stage="student", alpha=0.0, feature_weight=0.0)
-    assert not config.distills
+def test_feature_weight_zero_and_alpha_zero_is_plain_fine_tuning(
+    text_teacher_run: Path, tmp_path: Path
+) -> None:
+    """No term reads the teacher: no teacher is needed, loaded, scored or run, and the student is
+    exactly the baseline a distilled run trains beside its student (same seed, data, steps)."""
+    distilled = small_config(
+        tmp_path, stage="student", teacher_dir=str(text_teacher_run / "teacher"), max_steps=4,
+        output_dir=str(tmp_path / "kd"),
+    )  # fmt: skip
+    run_training(distilled)
+    # The tiny WordPiece trainer is not deterministic: the plain run gets the same tokenizers.
+    import shutil
+
+    shutil.copytree(tmp_path / "kd" / "tokenizers", tmp_path / "plain" / "tokenizers")
+    plain = distilled.updated(
+        {"teacher_dir": "", "alpha": 0.0, "feature_weight": 0.0, "output_dir": str(tmp_path / "plain")}
+    )
+    run_training(plain)
+    metrics = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"student"}, "no teacher, and no baseline: the student is one"
+    assert metrics["models"]["student"]["distilled"] is False and not metrics["distillation"]["distilled"]
+    assert metrics["distillation"]["terms"] == [{"term": "hard_labels", "weight": 1.0}]
+    assert not (tmp_path / "plain" / CACHE_DIR).exists(), "the teacher never ran"
+    student = load_file(tmp_path / "plain" / "student" / "model.safetensors")
+    baseline = load_file(tmp_path / "kd" / "student-baseline" / "model.safetensors")
+    kd = load_file(tmp_path / "kd" / "student" / "model.safetensors")
+    assert student.keys() == baseline.keys()
+    for key, value in baseline.items():
+        torch.testing.assert_close(student[key], value, rtol=0, atol=1e-6, msg=key)
+    assert any(not torch.equal(kd[k], baseline[k]) for k in kd), "distillation itself changes the student"
+    assert "plain fine-tuning" in (tmp_path / "reports" / "training.md").read_text()
+
+
+def test_a_collapsed_teacher_is_refused_unless_asked_for(text_teacher_run: Path, tmp_path: Path) -> None:
+    """Issue 20, defect 15: a teacher answering one label everywhere was distilled from without a word."""
+    from distill.errors import DistillError
+    from distill.models import load_bundle
+
+    collapsed = load_bundle(text_teacher_run / "teacher")
+    with torch.no_grad():  # every word gets I-ANSWER, whatever it is
+        collapsed.model.classifier.weight.zero_()
+        collapsed.model.classifier.bias.copy_(torch.nn.functional.one_hot(torch.tensor(6), 7) * 10.0)
+    collapsed.save(tmp_path / "collapsed")
+    config = small_config(
+        tmp_path, stage="student", teacher_dir=str(tmp_path / "collapsed"), max_steps=2,
+        output_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    with pytest.raises(
+        DistillError, match=r"predicts I-ANSWER for 100\.0% of the training words .* collapsed"
+    ):
+        run_training(config)
+    assert not (tmp_path / "run" / "student").exists(), "no student learnt the collapse"
+    assert (
+        "**The teacher has collapsed**: it predicts I-ANSWER for 100.0%"
+        in (tmp_path / "reports" / "training.md").read_text()
+    )
+    run_training(config.updated({"distil_collapsed_teacher": True}))  # the same run, now asked for
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (
+        metrics["teacher_collapse"]["label"] == "I-ANSWER" and metrics["teacher_collapse"]["distilled_anyway"]
+    )
+    assert metrics["models"]["student"]["distilled"] is True
 
 
 def test_segments_keep_entities_whole() -> None:
@@ -208,18 +293,23 @@ def test_transfer_set_trains_the_distilled_student_at_the_baselines_step_count(
     assert abs(steps["student"] - steps["student-baseline"]) <= 1, steps
 
 
-def test_train_seconds_add_up_over_resumed_segments(tmp_path: Path) -> None:
+def test_train_seconds_add_up_over_resumed_segments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = small_config(tmp_path, max_steps=2, save_steps=1, output_dir=str(tmp_path / "run"))
     data = load_run_data(config)
     words = [w for form in data["train"]["tokens"] for w in form]
     bundle = build_student("tiny", words, FUNSD_LABELS)
     windows = encode_split(bundle.encoder(config.max_length, config.stride), data["train"])
     run = tmp_path / "run"
-    fit(bundle, windows, config, run, "student", 1e-3, 1.0, False)
+    fit(bundle, windows, config, run, "student", 1e-3, 1.0)
     checkpoint = last_complete_checkpoint(run / "checkpoints" / "student")
     assert checkpoint is not None and (checkpoint / ELAPSED).is_file()
     # Pretend the first segment took 1000 s: the resumed segment must add to it, not replace it.
     (checkpoint / ELAPSED).write_text(json.dumps({"train_seconds": 1000.0}))
-    result = fit(bundle, windows, config.updated({"max_steps": 4}), run, "student", 1e-3, 1.0, False)
+    capsys.readouterr()
+    result = fit(bundle, windows, config.updated({"max_steps": 4}), run, "student", 1e-3, 1.0)
     assert result.resumed_from and result.steps == 4
+    # Issue 20, defect 16: the console said nothing; only metrics.json recorded resumed_from.
+    assert f"student: resuming from {checkpoint} (step 2)" in capsys.readouterr().err
     assert 1000.0 < result.train_seconds < 1000.0 + 600

@@ -204,8 +204,10 @@ def test_report_goes_to_the_report_dir(exported: dict) -> None:
     text = (exported["reports"] / "export.md").read_text()
     for heading in ("## teacher", "## student", "## student-baseline", "int8 attempts", "Fusions:"):
         assert heading in text
-    # The command as it ran, options included, so the report can be regenerated exactly.
-    assert f"Written by `python -m export.onnx --run-dir {exported['manifest']['run']} --report-dir " in text
+    # The command as it ran, options included, so the report can be regenerated exactly; the run
+    # directory (absolute, outside the working directory) as the placeholder RUN, explained.
+    assert "Written by `python -m export.onnx --run-dir RUN --report-dir " in text
+    assert "; RUN: the run directory below." in text and f"Run `{exported['manifest']['run']}`" in text
     assert "--latency-repeats 2 --parity-windows 16 --calibration-windows 8`" in text
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import datasets
 
 from distill.errors import DistillError
-from distill.labels import LabelSet
+from distill.labels import LabelSet, check_type_name
 from distill.schema import features
 
 GROUND_TRUTH = "ground_truth"
@@ -91,6 +91,8 @@ def _record(ground_truth: Any, where: str, default_id: str) -> dict[str, Any]:
         ) from err
     if width <= 0 or height <= 0:
         raise DistillError(f"{where}: meta.image_size must be positive, got {size}")
+    if not isinstance(lines, list):
+        raise DistillError(f"{where}: valid_line must be a list of lines, got {lines!r}")
     tokens: list[str] = []
     bboxes: list[list[int]] = []
     tags: list[str] = []
@@ -98,7 +100,16 @@ def _record(ground_truth: Any, where: str, default_id: str) -> dict[str, Any]:
         category = line.get("category") if isinstance(line, dict) else None
         if not isinstance(category, str) or not category:
             raise DistillError(f"{where} valid_line {j}: no category")
-        words = [w for w in line.get("words", []) if isinstance(w, dict) and str(w.get("text", "")).strip()]
+        try:
+            check_type_name(category)
+        except DistillError as err:
+            raise DistillError(f"{where} valid_line {j}: {err}") from err
+        line_words = line.get("words", [])
+        if not isinstance(line_words, list):
+            raise DistillError(
+                f"{where} valid_line {j} ({category}): 'words' must be a list, got {line_words!r}"
+            )
+        words = [w for w in line_words if isinstance(w, dict) and str(w.get("text", "")).strip()]
         for k, word in enumerate(words):
             tokens.append(str(word["text"]))
             bboxes.append(_quad_box(word.get("quad"), width, height, f"{where} valid_line {j} word {k}"))

@@ -41,27 +41,51 @@ def is_funsd_release(path: str | Path) -> bool:
     """Whether a directory is a FUNSD release proper: FUNSD's four labels only, with images/.
 
     Such a directory goes to the FUNSD reader (the published FUNSD pipeline, images required);
-    anything else in the annotation layout comes here.
+    anything else in the annotation layout comes here (see not_funsd_reason).
+    """
+    return not_funsd_reason(path) is None
+
+
+FUNSD_SEGMENT_LABELS = frozenset({"header", "question", "answer", "other"})
+
+
+def not_funsd_reason(path: str | Path) -> str | None:
+    """Why a directory in the annotation layout is not read as a FUNSD release, or None if it is one.
+
+    Only segments with a word count: a label on a segment whose words are all blank labels nothing,
+    so it cannot turn a FUNSD release into "your own labels" (it did: the labels then came out
+    sorted, answer, header, question, instead of FUNSD's order).
     """
     root = Path(path).expanduser()
-    funsd = {"header", "question", "answer", "other"}
     for dirname in SPLIT_DIRS.values():
         split = root / dirname
         if not (split / "images").is_dir():
-            return False
+            return f"{dirname}/images/ is missing (a FUNSD release has every page image)"
         for ann in sorted((split / "annotations").glob("*.json")):
             try:
                 segments = _read_segments(ann)
             except DistillError:
-                return True  # a broken file: the FUNSD reader names it
-            if any(s.get("label") not in funsd for s in segments):
-                return False
-    return True
+                return None  # a broken file: the FUNSD reader names it
+            for segment in segments:
+                label = segment.get("label")
+                if label not in FUNSD_SEGMENT_LABELS and _has_words(segment):
+                    return f"label {label!r} in {dirname}/annotations/{ann.name} is not one of FUNSD's"
+    return None
+
+
+def _has_words(segment: dict[str, Any]) -> bool:
+    words = segment.get("words")
+    if not isinstance(words, list):
+        return True  # malformed: let a reader name it
+    return any(
+        not isinstance(w, dict) or not isinstance(w.get("text"), str) or w["text"].strip() for w in words
+    )
 
 
 def load_custom_local(path: str | Path, word_boxes: bool = False) -> datasets.DatasetDict:
     """Both splits, tags from the training split's labels (sorted); descriptions say how boxes were scaled."""
     root = _release_root(path)
+    reason = not_funsd_reason(root)
     read = {split: _read_split(root / dirname, word_boxes) for split, dirname in SPLIT_DIRS.items()}
     train_types = sorted({t for form in read["train"] for t in form["types"]})
     if not train_types:
@@ -88,6 +112,19 @@ def load_custom_local(path: str | Path, word_boxes: bool = False) -> datasets.Da
             f"FUNSD-layout {SPLIT_DIRS[split]} at {root}: {len(forms)} forms, labels {labels.option()}\n"
             f"note: {split} boxes normalised to 0..1000: {scaled}"
         )
+        if split == "train" and reason:
+            description += (
+                "\nnote: read as your own documents in the FUNSD layout (entity types from the training "
+                f"split, sorted), not as a FUNSD release: {reason}"
+            )
+        wordless = sorted(
+            {t for f in forms for t in f["wordless_types"]} - {t for f in forms for t in f["types"]}
+        )
+        if wordless:
+            description += (
+                f"\nnote: type(s) {', '.join(wordless)} only on segments without words in the {split} split: "
+                "no word carries them, ignored"
+            )
         info = datasets.DatasetInfo(description=description, features=feats)
         splits[split] = datasets.Dataset.from_dict(rows, features=feats, info=info)
     return datasets.DatasetDict(splits)
@@ -108,11 +145,13 @@ def _read_form(ann_file: Path, img_dir: Path, word_boxes: bool) -> dict[str, Any
     words: list[str] = []
     boxes: list[list[float]] = []
     tags: list[str] = []
+    wordless: set[str] = set()
     for index, segment in enumerate(segments):
         where = f"segment {segment.get('id', index)}"
         entity = _entity_type(segment.get("label"), ann_file, where)
         kept = [(text, box) for text, box in _segment_words(segment, ann_file, where) if text.strip()]
         if not kept:
+            wordless |= {entity} if entity else set()
             continue
         seg_boxes = [box for _, box in kept]
         if not word_boxes:
@@ -136,6 +175,7 @@ def _read_form(ann_file: Path, img_dir: Path, word_boxes: bool) -> dict[str, Any
         "bboxes": [normalize_box(b, size) for b in boxes],
         "tags": tags,
         "types": {t[2:] for t in tags if t != "O"},
+        "wordless_types": wordless,
         "image": str(image.resolve()) if image is not None else None,
         "scaled_by": scaled_by,
     }

@@ -52,9 +52,28 @@ def load_funsd_local(path: str | Path, word_boxes: bool = False) -> datasets.Dat
         forms, dropped = read_funsd_split(root / dirname, word_boxes=word_boxes)
         stats = SplitStats(len(forms), sum(len(f["tokens"]) for f in forms), dropped)
         description = f"FUNSD {dirname} at {root}: {stats.describe()}"
+        note = wordless_note(forms, dirname)
+        if note:
+            description += f"\nnote: {note}"
         info = datasets.DatasetInfo(description=description, features=features())
         splits[split] = _to_dataset(forms, info)
     return datasets.DatasetDict(splits)
+
+
+def wordless_note(forms: list[dict[str, Any]], dirname: str) -> str | None:
+    """Labels carried only by segments without a word (no word can learn them): named, with a file each."""
+    worded = {label for form in forms for label in form["worded_labels"]}
+    files: dict[str, str] = {}
+    for form in forms:
+        for label in form["wordless_labels"]:
+            if label not in worded:
+                files.setdefault(label, f"{dirname}/annotations/{form['id']}.json")
+    if not files:
+        return None
+    named = ", ".join(
+        f"{label!r} ({where})" for label, where in sorted(files.items(), key=lambda kv: str(kv[0]))
+    )
+    return f"label(s) {named} only on segments without words in {dirname}: no word carries them, ignored"
 
 
 def read_funsd_split(split_dir: str | Path, word_boxes: bool = False) -> tuple[list[dict[str, Any]], int]:
@@ -88,15 +107,20 @@ def read_funsd_form(ann_file: Path, image_file: Path, word_boxes: bool = False) 
     bboxes: list[Box] = []
     tags: list[int] = []
     dropped = 0
+    wordless: list[Any] = []  # labels of segments without a word: they label nothing
+    worded: set[str] = set()
     for index, segment in enumerate(segments):
         where = f"segment {segment.get('id', index)}"
-        label = _segment_label(segment, ann_file, where)
         words = _segment_words(segment, ann_file, where)
         # The hub keeps the raw text ("the " stays "the "); strip() only decides emptiness.
         kept = [(text, box) for text, box in words if text.strip()]
         dropped += len(words) - len(kept)
         if not kept:
+            label = segment.get("label")
+            wordless.append(label if isinstance(label, str) else repr(label))
             continue
+        label = _segment_label(segment, ann_file, where)
+        worded.add(label)
         boxes = [box for _, box in kept]
         if not word_boxes:
             boxes = [enclosing_box(boxes)] * len(boxes)
@@ -105,6 +129,7 @@ def read_funsd_form(ann_file: Path, image_file: Path, word_boxes: bool = False) 
         tags += segment_tags(label, len(kept))
     form = {"id": ann_file.stem, "tokens": tokens, "bboxes": bboxes, "ner_tags": tags}
     form["image"] = str(image_file.resolve())
+    form["wordless_labels"], form["worded_labels"] = wordless, worded  # not columns: for wordless_note
     return form, dropped
 
 
@@ -125,7 +150,8 @@ def normalize_box(box: list[float], size: tuple[int, int]) -> Box:
     """Pixels -> 0..1000 (truncated like the hub's builder), clamped so a box past the edge stays valid."""
     width, height = size
     scaled = [1000 * box[0] / width, 1000 * box[1] / height, 1000 * box[2] / width, 1000 * box[3] / height]
-    return [min(1000, max(0, int(v))) for v in scaled]
+    # Clamped before int(): the same truncation, and a page size near zero cannot overflow it.
+    return [int(min(1000.0, max(0.0, v))) for v in scaled]
 
 
 def enclosing_box(boxes: list[list[float]]) -> list[float]:
@@ -184,12 +210,22 @@ def _segment_words(segment: dict[str, Any], ann_file: Path, where: str) -> list[
     return result
 
 
+# No page is a billion pixels wide: a coordinate beyond it is a broken annotation (1e308 overflowed
+# the 0..1000 scaling into infinity).
+MAX_COORDINATE = 1e9
+
+
 def _check_box(box: Any, ann_file: Path, where: str) -> list[float]:
     def is_number(v: Any) -> bool:
         return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
     if not (isinstance(box, list) and len(box) == 4 and all(is_number(v) for v in box)):
         raise DistillError(f"{where} must be four numbers [x0, y0, x1, y1], got {box!r}", ann_file)
+    if any(abs(v) > MAX_COORDINATE for v in box):
+        raise DistillError(
+            f"{where} has a coordinate beyond any page (more than {MAX_COORDINATE:.0e} pixels): {box!r}",
+            ann_file,
+        )
     return box
 
 

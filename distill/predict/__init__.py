@@ -3,7 +3,11 @@
 - `predictor`: windows -> backend -> merged word logits, labels and entities (`Predictor`);
 - `onnx_runtime`: the ONNX Runtime backend (`OrtBackend`, `onnx_predictor`);
 - `openvino_runtime`: the OpenVINO backend (`OvBackend`, `openvino_predictor`), for exported IR variants;
-- `loading`: `load_predictor(path)`, whatever kind of model directory `path` is.
+- `loading`: `load_predictor(path)`, whatever kind of model directory `path` is (a run directory too),
+  windowed as its run was (`serving`);
+- the CLI (`__main__`, `command`): `pages` (inputs -> pages: annotation JSON, images, PDFs), `ocr`
+  (Tesseract), `stream` (OCR workers and shared batches, memory flat), `output` (JSON lines, atomic),
+  `summary` (the closing lines).
 """
 
 from distill.predict.loading import load_predictor, model_kind

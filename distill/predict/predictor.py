@@ -198,10 +198,20 @@ class Predictor:
         self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None = None, image: Any = None
     ) -> list[WordPrediction]:
         """One label and its probability per word; `boxes` (0..1000) and `image` where the model needs them."""
-        if not words:  # nothing to label (and no window to run)
-            return []
-        form = {"tokens": list(words), "bboxes": boxes, "image": image}
-        (logits,) = predict_word_logits(self.encoder, self.backend, [form], self.batch_size)
+        (predictions,) = self.predict_many([{"tokens": list(words), "bboxes": boxes, "image": image}])
+        return predictions
+
+    def predict_many(self, forms: Iterable[dict[str, Any]]) -> list[list[WordPrediction]]:
+        """`predict` for several forms in one pass: windows of different forms share a batch.
+
+        `forms` are dicts with `tokens` and, as the model needs them, `bboxes` and `image`.
+        """
+        forms = list(forms)
+        busy = [form for form in forms if form["tokens"]]  # a form without words has nothing to run
+        logits = iter(predict_word_logits(self.encoder, self.backend, busy, self.batch_size))
+        return [self._words(form["tokens"], next(logits)) if form["tokens"] else [] for form in forms]
+
+    def _words(self, words: Sequence[str], logits: np.ndarray) -> list[WordPrediction]:
         shifted = np.exp(logits - logits.max(-1, keepdims=True))
         probs = shifted / shifted.sum(-1, keepdims=True)
         return [

@@ -1,0 +1,300 @@
+"""A training run resolved once, before anything is written (DESIGN.md: "A run is resolved once").
+
+In this order, in this one place:
+
+1. the options: defaults < preset < config file < flags (`layered_options`), each option
+   remembering whether the user set it;
+2. the run directory's record, when it holds one: an option the user left unset takes the
+   recorded value (an unset --labels is the run's recorded set), one they set must agree with
+   it, compared after normalising (label spacing, `dir/` against `dir`);
+3. the data and its labels, then the teachers (loaded, their labels checked) and the loss terms.
+
+The result, a `ResolvedRun`, is what every stage reads. Nothing is written here: the run's
+config.toml is written only once this returns (`record_run`), so a refused run leaves nothing
+behind, and the same command finds its own run again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import datasets
+
+from distill import atomic
+from distill.config import NOT_RUN_DEFINING, PRESETS, TrainConfig, read_values
+from distill.data import source_kind
+from distill.errors import DistillError
+from distill.labels import LabelSet, check_model_labels
+from distill.loss_terms import PLAIN, LossTerm, declared_terms, describe, distils
+from distill.machine import is_main_process
+from distill.models import Bundle, load_bundle
+from distill.preflight import check_settings
+from distill.run_dir import CONFIG, TEACHER, load_run_data_noted, new_run_dir, read_config, run_labels
+
+# --- 1. the options ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the user asked for: every option's value, and which ones a preset, a file or a flag set."""
+
+    config: TrainConfig
+    given: frozenset[str]
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> Options:
+        """A whole configuration (the Python API): every option counts as set, except an empty labels."""
+        return cls(
+            config,
+            frozenset(f.name for f in fields(TrainConfig)) - ({"labels"} if not config.labels else set()),
+        )
+
+
+def layered_options(
+    flags: Mapping[str, Any], preset: str | None = None, config_file: str | None = None
+) -> Options:
+    """defaults < preset < config file < flags, whatever their order on the command line."""
+    config = TrainConfig()
+    given: set[str] = set()
+    if preset is not None:
+        config = config.updated(PRESETS[preset])
+        given |= set(PRESETS[preset])
+    if config_file is not None:
+        values = read_values(config_file)
+        # A run's config.toml names its own run directory: reusing the file for a new run must not
+        # write into that run. The output directory comes from --output-dir alone.
+        if values.pop("output_dir", ""):
+            print(
+                f"note: {config_file}: output_dir ignored (pass --output-dir to choose the run directory)",
+                file=sys.stderr,
+            )
+        config = config.updated(values, source=config_file)
+        given |= set(values)
+    config = config.updated(dict(flags))
+    given |= {key.replace("-", "_") for key in flags}
+    return Options(config.validate(), frozenset(given))
+
+
+# --- 2. normalised, and the run directory's record ----------------------------------------------
+
+PATH_OPTIONS = ("data", "teacher", "student", "teacher_dir")
+
+
+def normal_path(value: str) -> str:
+    """A local path written one way: `dir/`, `./dir` and `dir//` are `dir` (hub ids and names unchanged)."""
+    if not value or not (Path(value).expanduser().exists() or value.startswith((".", "/", "~"))):
+        return value  # a hub id, `tiny`, `synthetic`: not a path
+    path = os.path.normpath(value)
+    if value.startswith(".") and not path.startswith((".", "/")):
+        path = os.path.join(".", path)  # ./a/b stays a path, never reads as the hub id a/b
+    return path
+
+
+def normalised(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
+    """The options written one way, so that the same command always compares equal; and notes on
+    options that were given but cannot apply."""
+    changes: dict[str, Any] = {}
+    notes: list[str] = []
+    if config.labels.strip():
+        changes["labels"] = LabelSet.parse(config.labels).option()
+    if source_kind(config.data) == "local":
+        changes["data"] = normal_path(config.data)
+    changes["teacher"] = normal_path(config.teacher)
+    changes["student"] = normal_path(config.student)
+    members = [normal_path(d.strip()) for d in config.teacher_dir.split(",") if d.strip()]
+    changes["teacher_dir"] = ",".join(members)
+    if config.transfer_copies and not distils(declared_terms(config)):
+        notes.append(
+            f"--transfer-copies {config.transfer_copies} ignored: the student does not distil "
+            "(--alpha 0 and --feature-weight 0), so no teacher labels a transfer set; recorded as 0"
+        )
+        changes["transfer_copies"] = 0
+    return config.updated(changes), notes
+
+
+def inherited(config: TrainConfig, given: Collection[str], recorded: TrainConfig | None) -> TrainConfig:
+    """Run-defining options the user left unset take the run directory's recorded values."""
+    if recorded is None:
+        return config
+    unset = [
+        f.name
+        for f in fields(TrainConfig)
+        if f.name not in NOT_RUN_DEFINING
+        and (f.name not in given or (f.name == "labels" and not config.labels))
+    ]
+    return config.updated({name: getattr(recorded, name) for name in unset})
+
+
+def _resolved(value: str) -> list[Path] | None:
+    """The directories a path option names (several for --teacher-dir A,B), or None unless all exist."""
+    paths = [Path(v).expanduser() for v in value.split(",") if v]
+    return [p.resolve() for p in paths] if paths and all(p.exists() for p in paths) else None
+
+
+def _same(name: str, old: Any, new: Any) -> bool:
+    if old == new:
+        return True
+    if name not in PATH_OPTIONS or not isinstance(old, str) or not isinstance(new, str):
+        return False
+    # The same directory named another way (a relative path against an absolute one).
+    return _resolved(old) is not None and _resolved(old) == _resolved(new)
+
+
+def run_defining_differences(old: TrainConfig, new: TrainConfig) -> list[str]:
+    """`--option old -> new` for each run-defining option that differs (both already normalised)."""
+    return [
+        f"--{f.name.replace('_', '-')} {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
+        for f in fields(TrainConfig)
+        if f.name not in NOT_RUN_DEFINING and not _same(f.name, getattr(old, f.name), getattr(new, f.name))
+    ]
+
+
+def resumed_options(run: Path, options: Options) -> tuple[TrainConfig, TrainConfig | None, list[str]]:
+    """The options of a run in `run`: unset ones from its record, all normalised; refused when a
+    run-defining option set differs from the record. Returns (config, the record or None, notes).
+
+    Its models, checkpoints and metrics belong to the options in its config.toml: continuing it
+    with another seed, data or model would mix two experiments under one name.
+    """
+    recorded = read_config(run) if (run / CONFIG).is_file() else None
+    config, notes = normalised(inherited(options.config, options.given, recorded))
+    if recorded is not None:
+        differences = run_defining_differences(normalised(recorded)[0], config)
+        if differences:
+            raise DistillError(
+                "this run directory holds a run with other options (" + "; ".join(differences) + "): "
+                "pass a new --output-dir for a new run, or repeat the run's options to resume it",
+                run,
+            )
+    return config, recorded, notes
+
+
+def check_resumable(run: Path, options: Options | TrainConfig) -> None:
+    """Refuse options that would continue `run` as another experiment (see resumed_options)."""
+    resumed_options(run, options if isinstance(options, Options) else Options.of(options))
+
+
+# --- 3. data, labels, teachers ------------------------------------------------------------------
+
+TeacherSource = Literal["train", "dir", "ensemble", "run", "none"]
+
+
+@dataclass(frozen=True)
+class Teachers:
+    """Where the run's teacher comes from, and the loaded models where it already exists.
+
+    train: fine-tuned here from --teacher; dir: one --teacher-dir; ensemble: several --teacher-dir
+    (their word logits averaged); run: finished earlier in this run directory; none: no teacher
+    (--stage student without distillation).
+    """
+
+    source: TeacherSource
+    bundles: tuple[Bundle, ...] = ()
+    paths: tuple[str, ...] = ()
+
+
+def load_labelled(path: str | Path, labels: LabelSet) -> Bundle:
+    """A fine-tuned model directory, refused when it was trained on other labels than the run's."""
+    bundle = load_bundle(path)
+    check_model_labels(bundle.model.config.id2label, labels, path)
+    return bundle
+
+
+def resolve_teachers(config: TrainConfig, run: Path, labels: LabelSet, distilling: bool) -> Teachers:
+    members = [d for d in config.teacher_dir.split(",") if d]
+    if len(members) > 1 and config.feature_weight > 0:
+        raise DistillError(
+            "feature distillation needs one teacher, not an ensemble (--teacher-dir A,B): word vectors "
+            "are one model's own space"
+        )
+    if members:
+        bundles = tuple(load_labelled(d, labels) for d in members)
+        return Teachers("ensemble" if len(members) > 1 else "dir", bundles, tuple(members))
+    finished = run / TEACHER
+    if (finished / "config.json").is_file() and (config.resume or config.stage == "student"):
+        return Teachers("run", (load_labelled(finished, labels),), (str(finished),))
+    if config.stage != "student":
+        return Teachers("train")
+    if not distilling:
+        return Teachers("none")  # plain fine-tuning of the student: no teacher to train, load or score
+    raise DistillError(
+        "--stage student needs a fine-tuned teacher to distil from: pass --teacher-dir, train one with "
+        "--stage teacher, or fine-tune without distillation (--alpha 0 --feature-weight 0)",
+        run,
+    )
+
+
+# --- the resolved run ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """Everything a training run is, settled before it writes: what every stage reads."""
+
+    config: TrainConfig  # every option, normalised, labels fixed: what config.toml records
+    dir: Path
+    resumes: bool  # the directory already held this run (config.toml)
+    data: datasets.DatasetDict  # train and test (or held-out) forms, in the run's labels
+    labels: LabelSet
+    data_notes: tuple[str, ...]  # what the report says about the data
+    teachers: Teachers
+    terms: tuple[LossTerm, ...]  # the distilled student's loss (loss_terms.py)
+    teacher_terms: tuple[LossTerm, ...] = PLAIN  # the teacher's fine-tuning loss
+
+    @property
+    def train(self) -> datasets.Dataset:
+        return self.data["train"]
+
+    @property
+    def test(self) -> datasets.Dataset:
+        return self.data["test"]
+
+    @property
+    def train_words(self) -> list[str]:
+        """Every training word (the tiny preset trains its tokenizers on them)."""
+        return [w for form in self.train["tokens"] for w in form]
+
+    @property
+    def distils(self) -> bool:
+        return distils(self.terms)
+
+    @property
+    def trains_students(self) -> bool:
+        return self.config.stage in ("student", "all")
+
+
+def resolve_run(options: Options | TrainConfig) -> ResolvedRun:
+    """Settle the run: options, the run directory's record, data, labels, teachers. Writes nothing."""
+    if isinstance(options, TrainConfig):
+        options = Options.of(options)
+    run = new_run_dir(options.config.validate().output_dir)
+    options = Options(options.config.updated({"output_dir": str(run)}), options.given)
+    config, recorded, notes = resumed_options(run, options)
+    config.validate()
+    check_settings(config)  # before any data or model is loaded
+    data, data_notes = load_run_data_noted(config)
+    labels = run_labels(data)
+    config = config.updated({"labels": labels.option()})  # later stages and reruns read this set
+    terms = declared_terms(config)
+    teachers = resolve_teachers(config, run, labels, distils(terms))
+    if is_main_process():  # what the run will do differently from what was asked, and why
+        for note in [*notes, *data_notes]:
+            print(f"note: {note}", file=sys.stderr, flush=True)
+    return ResolvedRun(config, run, recorded is not None, data, labels, tuple(data_notes), teachers, terms)
+
+
+def config_text(run: ResolvedRun) -> str:
+    """config.toml: every option, and (as a comment: the options are the record) the loss they declare."""
+    return f"# distilled student's {describe(run.terms)}\n" + run.config.to_toml()
+
+
+def record_run(run: ResolvedRun, main: bool) -> None:
+    """Write config.toml, now that the run stands (rank 0 only)."""
+    if main:
+        run.dir.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(run.dir / CONFIG, config_text(run))

@@ -1,0 +1,142 @@
+"""The student stage: the distilled student and its baseline, same initialisation, same number of steps.
+
+The teacher's word targets are computed once (or read from the run's cache) over the training forms
+and, with --transfer-copies, their augmented copies; a collapsed teacher stops here unless asked.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import datasets
+import numpy as np
+from transformers import set_seed
+
+from distill.errors import DistillError
+from distill.loss_terms import PLAIN, LossTerm, distils
+from distill.machine import is_main_process
+from distill.models import Bundle, build_student
+from distill.resolve import ResolvedRun
+from distill.run_dir import BASELINE, STUDENT, TOKENIZERS
+from distill.stages.collapse import describe_collapse, teacher_collapse
+from distill.stages.common import (
+    RunMetrics,
+    encode_split,
+    finished,
+    model_record,
+    publish,
+    scores,
+    train_and_save,
+    word_logits,
+)
+from distill.teacher_targets import cached_targets
+from distill.transfer_set import transfer_set
+
+
+def student_stage(run: ResolvedRun, teachers: Sequence[Bundle], metrics: RunMetrics) -> None:
+    """Train and score the student (and, when it distils, its baseline) into the run directory."""
+    config = run.config
+    plans: list[tuple[str, Sequence[LossTerm]]] = [(STUDENT, run.terms)]
+    if config.baseline and run.distils:
+        plans.append((BASELINE, PLAIN))
+    forms, targets = run.train, None
+    if run.distils:
+        forms = with_transfer_set(run, metrics)
+        targets = teacher_targets(run, teachers, forms, metrics)
+        check_teacher(run, targets, metrics)
+    metrics["distillation"] = distillation_record(run)
+    windows: dict[bool, list[dict]] = {}  # by distilled: the baseline never sees the transfer set
+    for name, terms in plans:
+        if finished(run, metrics, name):
+            continue
+        distilled = distils(terms)
+        set_seed(config.seed)  # the same initialisation for the distilled and the baseline student
+        student = build_student(
+            config.student, run.train_words, run.labels, config.student_layout, run.dir / TOKENIZERS / STUDENT,
+            config.box_init,
+        )  # fmt: skip
+        if not windows:
+            windows = encode_students(run, student, forms, targets)
+        # The same number of optimiser steps as the baseline, however large the transfer set.
+        epochs = config.epochs * len(windows[False]) / len(windows[distilled])
+        result = train_and_save(run, name, student, windows[distilled], config.student_lr, epochs, terms)
+        if is_main_process():
+            logits = word_logits(student, run.test, config, f"scoring {name}")
+            record = model_record(student, run.dir / name, scores(run, logits), result, "student")
+            record.update(distilled=distilled, layout=config.student_layout, base=config.student)
+            metrics.models[name] = record
+            metrics.save()
+
+
+def with_transfer_set(run: ResolvedRun, metrics: RunMetrics) -> datasets.Dataset:
+    """The training forms, and their teacher-labelled augmented copies when the run asks for them."""
+    if run.config.transfer_copies <= 0:
+        return run.train
+    transfer = transfer_set(run.train, run.config.transfer_copies, run.config.seed)
+    metrics["transfer_set"] = {"copies": run.config.transfer_copies, "forms": len(transfer)}
+    return datasets.concatenate_datasets([run.train, transfer])
+
+
+def teacher_targets(
+    run: ResolvedRun, teachers: Sequence[Bundle], forms: datasets.Dataset, metrics: RunMetrics
+) -> list[np.ndarray]:
+    """The teacher's word targets for `forms`: from the run's cache, or computed once and cached."""
+    start = time.perf_counter()
+    with_vectors = any(t.kind.projection for t in run.terms)
+    targets, cached = cached_targets(run.dir, teachers, forms, run.config, with_vectors, is_main_process())
+    if not cached or "teacher_cache_seconds" not in metrics:
+        metrics["teacher_cache_seconds"] = round(time.perf_counter() - start, 2)
+    return targets
+
+
+def check_teacher(run: ResolvedRun, targets: list[np.ndarray], metrics: RunMetrics) -> None:
+    """Refuse to distil a collapsed teacher (unless --distil-collapsed-teacher); say so either way."""
+    collapse = teacher_collapse(targets[: len(run.train)], run.train["ner_tags"], run.labels)
+    if collapse is None:
+        metrics.data.pop("teacher_collapse", None)
+        return
+    metrics["teacher_collapse"] = {**collapse, "distilled_anyway": run.config.distil_collapsed_teacher}
+    if run.config.distil_collapsed_teacher:
+        if is_main_process():
+            print(f"note: {describe_collapse(collapse)}; distilled anyway (--distil-collapsed-teacher)",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        return
+    publish(run, metrics, [])  # training.md says why the students are missing
+    raise DistillError(
+        f"{describe_collapse(collapse)}, so its students would learn the collapse: retrain it (e.g. a lower "
+        "--teacher-lr, more epochs) or pass --distil-collapsed-teacher to distil from it anyway",
+        run.dir,
+    )
+
+
+def encode_students(
+    run: ResolvedRun, student: Bundle, forms: datasets.Dataset, targets: list[np.ndarray] | None
+) -> dict[bool, list[dict]]:
+    """The students' windows, once: the training forms, plus the transfer set for the distilled one."""
+    encoder = student.encoder(run.config.max_length, run.config.stride)
+    train = len(run.train)
+    plain = encode_split(encoder, run.train, targets[:train] if targets else None, desc="encoding (students)")
+    windows = {False: plain, True: plain}
+    if len(forms) > train:
+        extra = targets[train:] if targets is not None else None
+        transfer = forms.select(range(train, len(forms)))
+        windows[True] = plain + encode_split(encoder, transfer, extra, desc="encoding (transfer set)")
+    return windows
+
+
+def distillation_record(run: ResolvedRun) -> dict[str, Any]:
+    """metrics.json's `distillation`: the declared loss terms and the options behind them."""
+    config = run.config
+    return {
+        "distilled": run.distils,
+        "terms": [t.record() for t in run.terms],
+        "temperature": config.temperature,
+        "alpha": config.alpha,
+        "feature_weight": config.feature_weight,
+        "feature_loss": config.feature_loss,
+        "transfer_copies": config.transfer_copies,
+        "teacher": (config.teacher_dir or config.teacher) if run.distils else None,
+    }
