@@ -58,7 +58,7 @@ def measure(
     from transformers import AutoConfig
 
     from bench.inputs import synthetic_batch
-    from bench.runtimes import BY_NAME, onnx_backend, torch_backend
+    from bench.runtimes import BY_NAME, onnx_backend, openvino_backend, torch_backend
     from distill.models import load_bundle
 
     runtime = BY_NAME[runtime_name]
@@ -73,6 +73,10 @@ def measure(
     fresh_peak = _reset_peak()
     if runtime.engine == "torch":
         backend = torch_backend(load_bundle(model_dir).model, runtime, threads)
+    elif runtime.engine == "openvino":
+        if onnx is None:
+            raise SystemExit("--onnx (the OpenVINO IR .xml) is needed for an OpenVINO row")
+        backend = openvino_backend(onnx, threads)
     else:
         if onnx is None:
             raise SystemExit("--onnx is needed for an ONNX Runtime row")

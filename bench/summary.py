@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.catalog import TIMING_ONLY_NOTE, manifest_variant
+from bench.catalog import TIMING_ONLY_NOTE, manifest_variant, onnx_size
 from bench.context import Bench
 from bench.limits import best_rates
-from bench.runtimes import BASELINE_RUNTIME, BY_NAME, REFERENCE, Runtime
+from bench.runtimes import BASELINE_RUNTIME, BY_NAME, OV_REFERENCE, REFERENCE, Runtime
 from bench.timing import P95_MIN_ROUNDS
 from distill.run_dir import describe_run_data
 from export.isa import describe as describe_isa
@@ -94,9 +94,9 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
             (known, "run files") if known is not None else (measured_f1.get(key), "measured by the bench")
         )
         size = catalog.size_bytes(row["model"], runtime)
-        if runtime.name == REFERENCE and size is None:
+        if runtime.name in (REFERENCE, OV_REFERENCE) and size is None:
             try:
-                size = bench.reference_path(row["model"]).stat().st_size
+                size = onnx_size(bench.onnx_path(row["model"], runtime))
             except Exception:  # the reference was never built: no size to show
                 size = None
         mem = memory.get(key, {})
@@ -143,6 +143,9 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
     )
     if warnings:
         notes["isa_mismatch"] = "; ".join(warnings)
+    # The variants the export recommends: the headline holds the student's to the targets.
+    models = catalog.manifest.get("models", {})
+    notes["recommended_cpu"] = {name: entry.get("recommended_cpu") for name, entry in models.items()}
     if any(r["runtime"] == REFERENCE for r in model_rows):
         same = bench.reference_is_ours("student")
         if same is not None:
@@ -154,7 +157,16 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
                 .get("int8", {})
                 .get("method")
             )
+    settings = [
+        {
+            k: r[k]
+            for k in ("model", "runtime", "served", "forms", "margin", "other_processes_cores", "settings")
+        }
+        for r in rows
+        if r.get("kind") == "e2e-settings"
+    ]
     return {
+        "e2e_settings": settings,
         "run": {
             "path": str(catalog.run),
             "name": catalog.run.name,

@@ -9,7 +9,9 @@ and GELU fusions only; the manifest lists what each model actually received.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,14 +24,41 @@ from transformers import PretrainedConfig
 OPTIMIZER_MODEL_TYPE = "bert"
 
 
+# onnxruntime's symbolic shape inference cannot follow LayoutLMv3's relative-position biases (a TypeError in
+# its Unsqueeze rule); the optimiser then skips the one pass that needs shapes (removing useless Casts) and
+# print()s this line, which no logging filter reaches. Every other printed line still shows (on stderr).
+SHAPE_INFERENCE_NOISE = "failed in shape inference"
+
+
+class _DropPrinted(io.TextIOBase):
+    """stdout for the optimiser, line by line: its known noise dropped, any other line passed to stderr."""
+
+    def __init__(self) -> None:
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        sys.stderr.write("".join(f"{line}\n" for line in lines if not line.startswith(SHAPE_INFERENCE_NOISE)))
+        return len(text)
+
+    def close_lines(self) -> None:
+        if self.pending and not self.pending.startswith(SHAPE_INFERENCE_NOISE):
+            sys.stderr.write(self.pending)
+        self.pending = ""
+
+
 @contextlib.contextmanager
 def quiet_optimizer() -> Iterator[None]:
     """The optimiser logs every pattern it fails to match as a warning; keep the console readable."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
+    printed = _DropPrinted()
     try:
-        yield
+        with contextlib.redirect_stdout(printed):
+            yield
     finally:
+        printed.close_lines()
         logging.disable(previous)
 
 
