@@ -15,7 +15,7 @@ from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
 
-from bench.runtimes import REFERENCE, Runtime
+from bench.runtimes import REFERENCES, Runtime
 from distill.config import TrainConfig
 from distill.errors import DistillError
 from distill.run_dir import METRICS, model_dirs, read_config
@@ -114,7 +114,7 @@ class Catalog:
                 weights = [p for p in entry.path.iterdir() if p.suffix in {".safetensors", ".bin"}]
                 size = sum(p.stat().st_size for p in weights) or None
             return size
-        if runtime.variant is None or runtime.variant == REFERENCE:
+        if runtime.variant is None or runtime.variant in REFERENCES:
             return None
         record = manifest_variant(self.manifest, model, runtime.variant)
         size = record.get("size_bytes", record.get("size"))
@@ -173,7 +173,9 @@ class Catalog:
 
 
 def onnx_size(path: Path) -> int:
-    """An ONNX model's bytes, external weight files beside it included."""
+    """An ONNX model's bytes, external weight files beside it included (an OpenVINO IR: its .xml and .bin)."""
+    if path.suffix == ".xml":
+        return sum(p.stat().st_size for p in (path, path.with_suffix(".bin")) if p.is_file())
     return sum(
         p.stat().st_size
         for p in path.parent.iterdir()

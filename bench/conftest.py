@@ -5,6 +5,9 @@ Options (besides pytest-benchmark's own --benchmark-*):
   --report-dir DIR   where benchmark.md / .png / .json go (default reports)
   --threads N        CPU threads for PyTorch and ONNX Runtime (default: one per physical core)
   --no-memory        skip the peak-memory probes (one child process per model and runtime)
+  --memory-timeout S give up on one memory probe's child after S seconds (default 300)
+  --stop-after S     start no case S seconds after the session began (skipped with that reason)
+  --memory-stop-after S  start no memory probe S seconds after the session began (a time budget)
   --e2e-forms N      end-to-end cases over the first N test forms only (default: the whole split)
 
 Every case stores its figures in pytest-benchmark's extra_info; at the end of the session the
@@ -21,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from bench import memory
 from bench.context import Bench, Case
 from bench.machine import default_threads
 from bench.report import JSON, PLOT, write_report
@@ -55,6 +59,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="skip the peak-memory probes (a child process per model and runtime)",
     )
+    group.addoption(
+        "--memory-timeout",
+        type=float,
+        default=None,
+        help="seconds one memory probe's child may take before it is stopped (default: 300)",
+    )
+    group.addoption(
+        "--stop-after",
+        type=float,
+        default=None,
+        help="start no case this many seconds after the session began: a time budget (default: none)",
+    )
+    group.addoption(
+        "--memory-stop-after",
+        type=float,
+        default=None,
+        help="start no memory probe this many seconds after the session began (default: none)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,6 +95,9 @@ def pytest_configure(config: pytest.Config) -> None:
             work_dir,
             memory_probes=not config.getoption("no_memory"),
             e2e_forms=config.getoption("e2e_forms"),
+            memory_timeout=config.getoption("memory_timeout") or memory.TIMEOUT_S,
+            stop_after=config.getoption("stop_after"),
+            memory_stop_after=config.getoption("memory_stop_after"),
         )
     except DistillError as err:
         raise pytest.UsageError(f"{err}") from err
@@ -88,6 +113,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     for line in isa_warnings({m: bench.catalog.int8_isa(m) for m in bench.catalog.models}, this_cpu()):
         warnings.warn(line, stacklevel=1)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A time budget (--stop-after): cases not started in time skip, and the report keeps what ran."""
+    bench = item.config.stash.get(BENCH, None)
+    if bench is not None and bench.past(bench.stop_after):
+        pytest.skip(f"not started: past --stop-after {bench.stop_after:.0f} s (the session's time budget)")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,16 +25,19 @@ from bench.flops import Flops, batch_flops, max_text_length, visual_patches, wid
 from bench.inputs import synthetic_batch
 from bench.limits import Kernel, kernels, model_shapes
 from bench.machine import MachineInfo, machine_info
-from bench.quantised import NONE, QuantisedShare, file_share
-from bench.reference import quantize_with_optimum_defaults, same_model
+from bench.quantised import NONE, QuantisedShare, file_share, ir_share
+from bench.reference import quantize_with_openvino_defaults, quantize_with_optimum_defaults, same_model
 from bench.runtimes import (
     BY_NAME,
+    OV_REFERENCE,
     REFERENCE,
     RUNTIMES,
+    VARIANT_RUNTIME,
     Runtime,
     Unavailable,
     check_available,
     onnx_backend,
+    openvino_backend,
     torch_backend,
 )
 from distill.labels import LabelSet
@@ -46,6 +50,8 @@ BATCH_SIZES = (1, 8)
 SEQ_LENGTHS = (128, 512)
 E2E_BATCH = 8  # windows per call in the end-to-end case, as the trainer scores
 MEMORY_PROBES_AT_ONCE = 2
+REFERENCE_SAMPLES = 300  # NNCF's default subset_size: what a user calibrating out of the box would pass
+MODEL_FIELDS = ("input_ids", "attention_mask", "bbox", "pixel_values", "token_type_ids")
 
 
 @dataclass(frozen=True)
@@ -95,11 +101,18 @@ class Bench:
         work_dir: Path,
         memory_probes: bool = True,
         e2e_forms: int | None = None,
+        memory_timeout: float = memory.TIMEOUT_S,
+        stop_after: float | None = None,
+        memory_stop_after: float | None = None,
     ) -> None:
         self.run = run
         self.threads = threads
         self.work_dir = work_dir
         self.memory_probes = memory_probes
+        self.memory_timeout = memory_timeout
+        self.started = time.monotonic()
+        self.stop_after = stop_after  # seconds from the start: no case begins later (a time budget)
+        self.memory_stop_after = memory_stop_after  # ... and no memory probe
         self.e2e_forms = e2e_forms  # None: the whole test split
         self.test_split_size = 0
         self.catalog = Catalog(run)
@@ -110,6 +123,9 @@ class Bench:
         # Other processes competing for the cores make every figure slower and noisier: say how busy it was.
         self._cpu = CpuShare.start()
         self.contention: dict[str, float] = {}
+
+    def past(self, seconds: float | None) -> bool:
+        return seconds is not None and time.monotonic() - self.started > seconds
 
     def finish(self) -> None:
         self.contention = {
@@ -150,13 +166,14 @@ class Bench:
         return kernels(shapes, shapes)
 
     def quantised_share(self, model: str, runtime: Runtime) -> QuantisedShare:
-        """What the row runs in int8, read from its ONNX graph (none for PyTorch and float variants)."""
-        if runtime.engine != "onnxruntime" or runtime.limit != "int8":
+        """What the row runs in int8, read from its ONNX graph or OpenVINO IR (none for float rows)."""
+        if runtime.engine not in ("onnxruntime", "openvino") or runtime.limit != "int8":
             return NONE
         try:
-            return file_share(self.onnx_path(model, runtime))
+            path = self.onnx_path(model, runtime)
         except Unavailable:
             return NONE
+        return ir_share(path) if runtime.engine == "openvino" else file_share(path)
 
     def e2e_cases(self) -> list[Case]:
         return [Case("e2e", m, r, E2E_BATCH) for m in self.catalog.models for r in self.runtimes_for(m)]
@@ -180,8 +197,11 @@ class Bench:
     # --- models -------------------------------------------------------------------------------
 
     def onnx_path(self, model: str, runtime: Runtime) -> Path:
+        """The model file a row runs: an ONNX graph, or an OpenVINO IR (.xml) for OpenVINO rows."""
         if runtime.name == REFERENCE:
             return self.reference_path(model)
+        if runtime.name == OV_REFERENCE:
+            return self.openvino_reference_path(model)
         path = self.catalog.onnx_path(model, runtime.variant or "")
         if path is None:
             raise Unavailable(
@@ -205,6 +225,34 @@ class Bench:
         self.notes["reference"] = recipe
         return path
 
+    def openvino_reference_path(self, model: str) -> Path:
+        fp32 = self.catalog.onnx_path(model, "fp32")
+        if fp32 is None:
+            raise Unavailable(
+                f"the OpenVINO + NNCF reference quantises the fp32 export of {model}, and there is none"
+            )
+        return self._openvino_reference(model, fp32)
+
+    @functools.cache  # noqa: B019 - one Bench per session
+    def _openvino_reference(self, model: str, fp32: Path) -> Path:
+        path, recipe = quantize_with_openvino_defaults(
+            fp32, self.work_dir / "openvino-reference" / model, self.reference_samples(model)
+        )
+        self.notes["openvino_reference"] = recipe
+        return path
+
+    def reference_samples(self, model: str) -> list[dict[str, np.ndarray]]:
+        """Calibration inputs a user would hand NNCF: training windows, one per sample, as the model's fields."""
+        data = load_run_data(self.catalog.config)
+        encoder = self.encoder(model)
+        samples: list[dict[str, np.ndarray]] = []
+        for form in data["train"]:
+            for window in encoder.encode_form(form["tokens"], form.get("bboxes"), form.get("image")):
+                samples.append({k: v[None] for k, v in window.items() if k in MODEL_FIELDS})
+            if len(samples) >= REFERENCE_SAMPLES:
+                break
+        return samples[:REFERENCE_SAMPLES]
+
     def reference_is_ours(self, model: str) -> bool | None:
         """Whether the optimum reference and the model's int8 variant are the same model (None: not both built)."""
         if "reference" not in self.notes:
@@ -215,6 +263,23 @@ class Bench:
             return None
         return same_model(ours, self._reference(model, fp32))
 
+    def recommended_runtime(self, model: str) -> Runtime | None:
+        """The bench row that runs the CPU variant the export recommends for `model` (None: none recommended)."""
+        variant = self.catalog.manifest.get("models", {}).get(model, {}).get("recommended_cpu")
+        name = VARIANT_RUNTIME.get(variant or "")
+        return BY_NAME[name] if name and model in self.catalog.models else None
+
+    def default_threads_backend(self, model: str, runtime: Runtime) -> Backend:
+        """The model in this runtime with the runtime's own thread default (the bench pins its rows)."""
+        path = self.onnx_path(model, runtime)
+        if runtime.engine == "openvino":
+            from distill.predict import OvBackend
+
+            return OvBackend(path)
+        from distill.predict import OrtBackend
+
+        return OrtBackend(path, providers=["CPUExecutionProvider"])
+
     def backend(self, model: str, runtime: Runtime) -> Backend:
         """The model in this runtime, ready to call; the last two stay loaded (cases run in model/runtime order)."""
         check_available(runtime)
@@ -224,6 +289,8 @@ class Bench:
             return self._backends[key]
         if runtime.engine == "torch":
             backend = torch_backend(load_bundle(self.catalog.models[model].path).model, runtime, self.threads)
+        elif runtime.engine == "openvino":
+            backend = openvino_backend(self.onnx_path(model, runtime), self.threads)
         else:
             # CUDA rows: one profiled call first, so a silent CPU fallback is refused, not timed.
             config = self.catalog.models[model].config
@@ -263,15 +330,23 @@ class Bench:
 
         def one(pair: tuple[str, str]) -> dict[str, Any]:
             model, name = pair
+            if self.past(self.memory_stop_after):
+                return {"error": f"not measured: past --memory-stop-after {self.memory_stop_after:.0f} s"}
             runtime = BY_NAME[name]
             config = self.catalog.models[model].config
             seq = min(max(SEQ_LENGTHS), max_text_length(config))
             try:
-                onnx = self.onnx_path(model, runtime) if runtime.engine == "onnxruntime" else None
+                onnx = self.onnx_path(model, runtime) if runtime.engine != "torch" else None
             except Unavailable as reason:
                 return {"error": str(reason)}
             return memory.probe(
-                self.catalog.models[model].path, name, onnx, max(BATCH_SIZES), seq, self.threads
+                self.catalog.models[model].path,
+                name,
+                onnx,
+                max(BATCH_SIZES),
+                seq,
+                self.threads,
+                timeout=self.memory_timeout,
             )
 
         # CUDA rows read device-wide free memory: those run one at a time.

@@ -9,7 +9,10 @@ benchmarked model's own GEMMs: [tokens, hidden] x [hidden, hidden | 3*hidden | f
 fastest round, and a precision's limit is the best over all of them. PyTorch's and ONNX
 Runtime's fp32 GEMMs differ by tens of percent on some CPUs; for INT8 MatMulInteger (u8 x s8
 -> s32, VNNI's VPDPBUSD) and DynamicQuantizeMatMul (what a dynamically quantised model runs)
-are both measured.
+are both measured. OpenVINO's CPU plugin adds its own: a FullyConnected in f32, in bf16 (where the
+CPU has it natively), and in u8 x i8 (a FakeQuantize on the activations and int8 weights with their
+scale: what NNCF's int8 IR holds, run by oneDNN's brgemm); PyTorch adds a bf16 matmul. The limit
+of a precision is the best of every runtime's probes: the best this machine reaches.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class Kernel:
     n: int
     build: Callable[[int], Callable[[], Any]]
     needs_cuda: bool = False
+    needs_bf16: str | None = None  # "torch" | "openvino": skipped where that runtime's bf16 is not native
 
     @property
     def flops(self) -> int:
@@ -124,6 +128,49 @@ def _ort_gemm(op: str, shape: Shape) -> Callable[[int], Callable[[], Any]]:
     return build
 
 
+def _openvino_gemm(kind: str, shape: Shape) -> Callable[[int], Callable[[], Any]]:
+    """A FullyConnected in OpenVINO: `kind` f32 or bf16 (float weights at that inference precision), or
+    int8 (u8 activations through a FakeQuantize x i8 weights dequantised by a per-row scale)."""
+    m, k, n = shape
+
+    def build(threads: int) -> Callable[[], Any]:
+        import openvino as ov
+        import openvino.opset13 as ops
+
+        from distill.predict.openvino_runtime import compile_config
+
+        rng = np.random.default_rng(0)
+        a = ops.parameter([m, k], ov.Type.f32, name="A")
+        if kind == "int8":
+            low, high = ops.constant(np.float32(-4.0)), ops.constant(np.float32(4.0))
+            activations = ops.fake_quantize(a, low, high, low, high, 256)
+            weights = ops.constant(rng.integers(-127, 128, (n, k)).astype(np.int8))
+            scale = ops.constant(np.full((n, 1), 0.01, dtype=np.float32))
+            y = ops.matmul(activations, ops.multiply(ops.convert(weights, ov.Type.f32), scale), False, True)
+        else:
+            y = ops.matmul(a, ops.constant(rng.standard_normal((k, n)).astype(np.float32)), False, False)
+        precision = "bf16" if kind == "bf16" else "f32"
+        compiled = ov.Core().compile_model(ov.Model([y], [a]), "CPU", compile_config(threads, precision))
+        request = compiled.create_infer_request()
+        x = rng.standard_normal((m, k)).astype(np.float32)
+        return lambda: request.infer({0: x})
+
+    return build
+
+
+def bf16_reason(runtime: str) -> str | None:
+    """Why a bf16 probe of `runtime` would not run native bf16 here (it is skipped then), None where it does."""
+    if runtime == "openvino":
+        from distill.predict.openvino_runtime import default_precision
+
+        found = default_precision()
+        return None if found == "bf16" else f"OpenVINO's CPU plugin runs {found} here, not native bf16"
+    from distill.preflight import bf16_refusal, cpu_features
+
+    reason = bf16_refusal(*cpu_features())
+    return f"no native bf16 here: {reason}" if reason else None
+
+
 def model_shapes(hidden: int, ffn: int, tokens: int) -> list[Shape]:
     """The weight GEMMs of one transformer layer at `tokens` tokens: Q/K/V/output, fused QKV, the FFN pair."""
     return [
@@ -146,6 +193,22 @@ def kernels(cpu_shapes: list[Shape] | None = None, gpu_shapes: list[Shape] | Non
             Kernel("onnxruntime MatMulInteger u8s8", "int8", *shape, _ort_gemm("MatMulInteger", shape)),
             Kernel(
                 "onnxruntime DynamicQuantizeMatMul", "int8", *shape, _ort_gemm("DynamicQuantizeMatMul", shape)
+            ),
+            Kernel("openvino FullyConnected f32", "fp32", *shape, _openvino_gemm("f32", shape)),
+            Kernel("openvino FullyConnected u8s8", "int8", *shape, _openvino_gemm("int8", shape)),
+            Kernel(
+                "openvino FullyConnected bf16",
+                "bf16",
+                *shape,
+                _openvino_gemm("bf16", shape),
+                needs_bf16="openvino",
+            ),
+            Kernel(
+                "torch matmul bf16",
+                "bf16",
+                *shape,
+                _torch_matmul(shape, "cpu", "bfloat16"),
+                needs_bf16="torch",
             ),
         ]
     for shape in gpu:

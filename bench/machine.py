@@ -33,7 +33,17 @@ ISA_FLAGS = (
 # cpuinfo spells some flags two ways (avx512vnni / avx512_vnni): compare without underscores.
 _NORMALISE = str.maketrans("", "", "_")
 
-PACKAGES = ("torch", "transformers", "onnxruntime", "optimum", "optimum-onnx", "onnx", "pytest-benchmark")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "onnxruntime",
+    "optimum",
+    "optimum-onnx",
+    "onnx",
+    "openvino",
+    "nncf",
+    "pytest-benchmark",
+)
 
 
 @dataclass

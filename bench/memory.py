@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 MIB = 1024 * 1024
+TIMEOUT_S = 300.0  # one probe's child: a hung CUDA context must not stall the bench (--memory-timeout)
 
 
 def _rss() -> int:
@@ -57,7 +58,7 @@ def measure(
     from transformers import AutoConfig
 
     from bench.inputs import synthetic_batch
-    from bench.runtimes import BY_NAME, onnx_backend, torch_backend
+    from bench.runtimes import BY_NAME, onnx_backend, openvino_backend, torch_backend
     from distill.models import load_bundle
 
     runtime = BY_NAME[runtime_name]
@@ -72,6 +73,10 @@ def measure(
     fresh_peak = _reset_peak()
     if runtime.engine == "torch":
         backend = torch_backend(load_bundle(model_dir).model, runtime, threads)
+    elif runtime.engine == "openvino":
+        if onnx is None:
+            raise SystemExit("--onnx (the OpenVINO IR .xml) is needed for an OpenVINO row")
+        backend = openvino_backend(onnx, threads)
     else:
         if onnx is None:
             raise SystemExit("--onnx is needed for an ONNX Runtime row")
@@ -107,7 +112,7 @@ def probe(
     seq: int,
     threads: int,
     calls: int = 1,
-    timeout: float = 900,
+    timeout: float = TIMEOUT_S,
 ) -> dict[str, Any]:
     """Run `measure` in a child Python process; {"error": ...} instead of raising, so one row's failure stays one row's."""
     command = [sys.executable, "-m", "bench.memory", "--model-dir", str(model_dir), "--runtime", runtime]

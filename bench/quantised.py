@@ -12,6 +12,11 @@ keep-sensitive rung leaves some projections in fp32. So the graph is read:
   (static QDQ, which onnxruntime fuses into an integer kernel);
 - activation products (neither input constant) count one each; fused attention ops hold two,
   always in fp32 (QAttention dequantises before Q.K^T).
+
+An OpenVINO IR (NNCF's int8) is read the same way (`ir_share`): a MatMul is int8 when both its inputs
+come through a FakeQuantize or a weight stored in int8 (Constant i8 -> Convert -> Multiply by its
+scale, NNCF's compressed weight), which the CPU plugin fuses into an integer kernel;
+ScaledDotProductAttention holds two activation products in floating point.
 """
 
 from __future__ import annotations
@@ -88,3 +93,50 @@ def _share(counts: dict[bool, int]) -> float:
 @functools.cache
 def file_share(path: Path) -> QuantisedShare:
     return graph_share(onnx.load(str(path), load_external_data=False))
+
+
+# Nodes between a MatMul and what feeds it that change neither the values' origin nor their precision class.
+_PASS_THROUGH = {"Convert", "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Multiply", "Subtract"}
+
+
+def _origin(node: object) -> tuple[bool, list[int] | None]:
+    """(quantised?, the weight's shape if a constant) of what feeds a MatMul input, through pass-throughs."""
+    quantised = False
+    while True:
+        kind = node.get_type_name()  # type: ignore[attr-defined]
+        if kind == "FakeQuantize":
+            quantised = True
+        elif kind == "Constant":
+            element = node.get_element_type().get_type_name()  # type: ignore[attr-defined]
+            return quantised or element in ("i8", "u8"), list(node.get_output_shape(0))  # type: ignore[attr-defined]
+        elif kind not in _PASS_THROUGH:
+            return quantised, None
+        node = node.input_value(0).get_node()  # type: ignore[attr-defined]
+
+
+def model_share(model: object) -> QuantisedShare:
+    """The int8 share of an OpenVINO model (ov.Model), as `graph_share` reads an ONNX graph."""
+    linear = {True: 0, False: 0}
+    products = {True: 0, False: 0}
+    for node in model.get_ordered_ops():  # type: ignore[attr-defined]
+        kind = node.get_type_name()
+        if kind == "ScaledDotProductAttention":
+            products[False] += 2
+            continue
+        if kind != "MatMul":
+            continue
+        (q0, w0), (q1, w1) = (_origin(node.input_value(i).get_node()) for i in range(2))
+        weight = w1 if w1 is not None else w0
+        int8 = q0 and q1
+        if weight is not None and len(weight) >= 2:
+            linear[int8] += weight[-2] * weight[-1]
+        else:
+            products[int8] += 1
+    return QuantisedShare(_share(linear), _share(products))
+
+
+@functools.cache
+def ir_share(path: Path) -> QuantisedShare:
+    import openvino as ov
+
+    return model_share(ov.Core().read_model(str(path)))

@@ -91,6 +91,7 @@ def build(output_dir: Path, data: str, layout_student: bool, seed: int) -> Path:
         stride=128,
         seed=seed,
         output_dir=str(output_dir),
+        baseline=False,  # no student-baseline is built: export.onnx would warn that it is missing
         **flag,
     ).validate()
     split = load_run_data(config)

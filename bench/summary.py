@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.catalog import TIMING_ONLY_NOTE
+from bench.catalog import TIMING_ONLY_NOTE, manifest_variant, onnx_size
 from bench.context import Bench
 from bench.limits import best_rates
-from bench.runtimes import BY_NAME, REFERENCE
+from bench.runtimes import BASELINE_RUNTIME, BY_NAME, OV_REFERENCE, REFERENCE, Runtime
 from bench.timing import P95_MIN_ROUNDS
 from distill.run_dir import describe_run_data
 from export.isa import describe as describe_isa
@@ -88,13 +88,15 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
         runtime = BY_NAME[row["runtime"]]
         key = (row["model"], row["runtime"])
         known = catalog.known_f1(row["model"], runtime)
+        if runtime.is_cuda and not stated_on_cuda(catalog.manifest, row["model"], runtime):
+            known = None  # the run's files scored it on the CPU: only the bench's CUDA pass speaks for CUDA
         f1, source = (
             (known, "run files") if known is not None else (measured_f1.get(key), "measured by the bench")
         )
         size = catalog.size_bytes(row["model"], runtime)
-        if runtime.name == REFERENCE and size is None:
+        if runtime.name in (REFERENCE, OV_REFERENCE) and size is None:
             try:
-                size = bench.reference_path(row["model"]).stat().st_size
+                size = onnx_size(bench.onnx_path(row["model"], runtime))
             except Exception:  # the reference was never built: no size to show
                 size = None
         mem = memory.get(key, {})
@@ -114,6 +116,7 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
                 "params": catalog.params(row["model"]),
                 "memory_mib": mem.get("peak_mib"),
                 "memory_error": mem.get("error"),
+                "torch_allocated_mib": mem.get("torch_allocated_mib"),
             }
         )
     config = catalog.config
@@ -140,6 +143,9 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
     )
     if warnings:
         notes["isa_mismatch"] = "; ".join(warnings)
+    # The variants the export recommends: the headline holds the student's to the targets.
+    models = catalog.manifest.get("models", {})
+    notes["recommended_cpu"] = {name: entry.get("recommended_cpu") for name, entry in models.items()}
     if any(r["runtime"] == REFERENCE for r in model_rows):
         same = bench.reference_is_ours("student")
         if same is not None:
@@ -151,7 +157,16 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
                 .get("int8", {})
                 .get("method")
             )
+    settings = [
+        {
+            k: r[k]
+            for k in ("model", "runtime", "served", "forms", "margin", "other_processes_cores", "settings")
+        }
+        for r in rows
+        if r.get("kind") == "e2e-settings"
+    ]
     return {
+        "e2e_settings": settings,
         "run": {
             "path": str(catalog.run),
             "name": catalog.run.name,
@@ -168,6 +183,10 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
         "machine": bench.machine.as_dict(),
         "limits": limits,
         "kernels": kernels,
+        # ΔF1's reference even when the teacher's CPU row did not run (a `-k cuda` selection)
+        "reference_f1": catalog.known_f1("teacher", BY_NAME[BASELINE_RUNTIME])
+        if "teacher" in catalog.models
+        else None,
         "models": {
             name: {
                 "model_type": e.model_type,
@@ -181,6 +200,17 @@ def summarise(bench: Bench, metadatas: list[Any]) -> dict[str, Any]:
         "skipped": bench.skipped,
         "notes": notes,
     }
+
+
+def stated_on_cuda(manifest: dict[str, Any], model: str, runtime: Runtime) -> bool:
+    """Whether the run's files scored this CUDA row's model on CUDA (the export records where: scored_on).
+
+    PyTorch's F1 in metrics.json and the manifest is a CPU figure, and so is an ONNX variant's
+    exported where no CUDA provider loaded; fp16 and TF32-free fp32 on a GPU can score otherwise.
+    """
+    if runtime.engine != "onnxruntime":
+        return False
+    return manifest_variant(manifest, model, runtime.variant or "").get("scored_on") == "CUDA"
 
 
 def isa_warnings(exported_for: dict[str, str | None], here: str) -> list[str]:

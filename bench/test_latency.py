@@ -7,7 +7,7 @@ from typing import Any
 from bench.context import Bench, Case
 from bench.flops import batch_flops
 from bench.inputs import synthetic_batch
-from bench.runtimes import device_call
+from bench.runtimes import device_call, float_precision
 from bench.timing import first_call, run_timed
 
 
@@ -23,6 +23,7 @@ def test_latency(benchmark: Any, bench: Bench, latency_case: Case, request: Any)
         kind="latency",
         model=case.model,
         runtime=case.runtime.name,
+        float_precision=float_precision(backend, case.runtime),  # the limit its non-int8 work is held to
         batch=case.batch,
         seq=case.seq,
         seq_requested=case.seq_requested,

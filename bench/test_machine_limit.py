@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.context import Bench
-from bench.limits import LIMIT_MAX_TIME, Kernel
+from bench.limits import LIMIT_MAX_TIME, Kernel, bf16_reason
 from bench.runtimes import cuda_reason
 from bench.timing import first_call, run_timed
 
@@ -17,7 +17,11 @@ from bench.timing import first_call, run_timed
 def test_machine_limit(benchmark: Any, bench: Bench, limit_kernel: Kernel, request: Any) -> None:
     kernel = limit_kernel
     benchmark.group = "machine limit"
-    reason = cuda_reason() if kernel.needs_cuda else None
+    reason = (
+        cuda_reason()
+        if kernel.needs_cuda
+        else (bf16_reason(kernel.needs_bf16) if kernel.needs_bf16 else None)
+    )
     if reason:
         bench.skip_row("machine limit", f"GEMM {kernel.name}", f"{kernel.name} {kernel.shape_text}", reason)
     run = kernel.build(bench.threads)

@@ -128,10 +128,19 @@ class WindowEncoder:
             **kw,
         )
 
-    def word_token_ids(self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None) -> list[list[int]]:
-        """Sub-token ids of each word, without special tokens; never empty, never over capacity."""
+    def word_token_ids(self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None) -> list[np.ndarray]:
+        """Sub-token ids of each word (int64 arrays), without special tokens; never empty, never over capacity."""
+        ids, lengths = self.token_table(words, boxes)
+        return np.split(ids, np.cumsum(lengths)[:-1]) if len(lengths) else []
+
+    def token_table(
+        self, words: Sequence[str], boxes: Sequence[Sequence[int]] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(every word's sub-token ids end to end, each word's count): the words' ids in one array, so a
+        window of whole words is one slice of it. No word is empty (an erased word gets [UNK]) or longer
+        than a window's capacity. Built with numpy: no Python work per word on the prediction path."""
         if not words:
-            return []
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         # verbose=False: the tokenizer sees the whole form, longer than the model takes, and would warn
         # ("Token indices sequence length is longer than the specified maximum"); the windows cut it.
         if self._wants_boxes_in_call:
@@ -143,13 +152,23 @@ class WindowEncoder:
             enc = self.tokenizer(
                 list(words), is_split_into_words=True, add_special_tokens=False, verbose=False
             )
-        per_word: list[list[int]] = [[] for _ in words]
-        for token_id, word in zip(enc["input_ids"], enc.word_ids(), strict=True):
-            if word is not None:
-                per_word[word].append(token_id)
-        unk = self.tokenizer.unk_token_id
-        # A word the normaliser erases entirely still needs a position to be predicted at.
-        return [ids[: self.capacity] if ids else [unk] for ids in per_word]
+        ids = np.asarray(enc["input_ids"], dtype=np.int64)
+        owner = np.asarray(enc.word_ids(), dtype=np.float64)  # None (special tokens) -> nan
+        keep = ~np.isnan(owner)
+        ids, owner = ids[keep], owner[keep].astype(np.int64)
+        counts = np.bincount(owner, minlength=len(words))
+        lengths = np.clip(counts, 1, self.capacity)
+        if np.array_equal(lengths, counts):  # the usual case: every word whole and present
+            return ids, lengths
+        # Tokens come in word order: take each word's first `lengths` tokens; an erased word's slot is [UNK],
+        # so it still has a position to be predicted at.
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        source = np.repeat(starts, lengths) + within
+        erased = np.repeat(counts == 0, lengths)
+        table = np.full(len(source), self.tokenizer.unk_token_id, dtype=np.int64)
+        table[~erased] = ids[source[~erased]]
+        return table, lengths
 
     def encode_form(
         self,
@@ -178,40 +197,48 @@ class WindowEncoder:
             pixel_values = self.image_processor(images=image.convert("RGB"), return_tensors="np")[
                 "pixel_values"
             ][0]
-        per_word = self.word_token_ids(words, boxes)
-        spans = plan_windows([len(t) for t in per_word], self.capacity, self.stride)
+        table = self.token_table(words, boxes)
+        spans = plan_windows(table[1], self.capacity, self.stride)
         box_array = np.asarray(boxes, dtype=np.int64).reshape(-1, 4) if boxes is not None else None
-        return [self._window(span, per_word, box_array, pixel_values, tags, word_targets) for span in spans]
+        offsets = np.concatenate([[0], np.cumsum(table[1])])
+        return [
+            self._window(span, table, offsets, box_array, pixel_values, tags, word_targets) for span in spans
+        ]
 
     def _window(
         self,
         span: WindowSpan,
-        per_word: list[list[int]],
+        table: tuple[np.ndarray, np.ndarray],
+        offsets: np.ndarray,
         boxes: np.ndarray | None,
         pixel_values: np.ndarray | None,
         tags: Sequence[int] | None,
         word_targets: np.ndarray | None,
     ) -> dict[str, np.ndarray]:
-        ids = list(self.prefix_ids)
-        word_of_token = [-1] * len(self.prefix_ids)
-        first = [False] * len(self.prefix_ids)
-        for w in range(span.start, span.end):
-            ids.extend(per_word[w])
-            word_of_token.extend([w] * len(per_word[w]))
-            first.extend([True] + [False] * (len(per_word[w]) - 1))
-        ids.extend(self.suffix_ids)
-        word_of_token.extend([-1] * len(self.suffix_ids))
-        first.extend([False] * len(self.suffix_ids))
-        word_arr = np.asarray(word_of_token, dtype=np.int64)
-        first_arr = np.asarray(first, dtype=bool)
+        # One slice of the token table and a few numpy calls: no Python work per word on the hot path.
+        flat, lengths = table
+        prefix, suffix = len(self.prefix_ids), len(self.suffix_ids)
+        ids = np.concatenate(
+            [
+                np.asarray(self.prefix_ids, dtype=np.int64),
+                flat[offsets[span.start] : offsets[span.end]],
+                np.asarray(self.suffix_ids, dtype=np.int64),
+            ]
+        )
+        body = np.repeat(np.arange(span.start, span.end, dtype=np.int64), lengths[span.start : span.end])
+        word_arr = np.concatenate(
+            [np.full(prefix, -1, dtype=np.int64), body, np.full(suffix, -1, dtype=np.int64)]
+        )
+        first_arr = np.zeros(len(ids), dtype=bool)
+        first_arr[prefix + offsets[span.start : span.end] - offsets[span.start]] = True
         out: dict[str, np.ndarray] = {
-            "input_ids": np.asarray(ids, dtype=np.int64),
+            "input_ids": ids,
             "attention_mask": np.ones(len(ids), dtype=np.int64),
             "word_index": np.where(first_arr, word_arr, -1),
         }
+        in_word = word_arr >= 0
         if self.use_boxes and boxes is not None:
             bbox = np.zeros((len(ids), 4), dtype=np.int64)
-            in_word = word_arr >= 0
             bbox[in_word] = boxes[word_arr[in_word]]
             out["bbox"] = bbox
         if pixel_values is not None:

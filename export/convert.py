@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +24,9 @@ from distill.windows import IMAGE_MODEL_TYPES, takes_image
 
 MODEL_FILE = "model.onnx"
 TASK = "token-classification"
-# Files of a save_pretrained directory that the ONNX directory does not need.
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
+# Files of a save_pretrained directory (or of the fp32 export) that another variant's directory does not need:
+# weights, and the ONNX graph itself (an OpenVINO variant's directory must not hold a model.onnx).
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx", ".onnx_data")
 
 # Model types whose self-attention goes through transformers' AttentionInterface with a mask
 # slice that onnxruntime's attention fusion does not recognise (see `fusable_attention`).
@@ -93,7 +95,15 @@ def export_fp32(model: PreTrainedModel, model_dir: Path, out_dir: Path, opset: i
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval().to("cpu")
     try:
-        with fusable_attention(model), torch.no_grad():
+        with fusable_attention(model), torch.no_grad(), warnings.catch_warnings():
+            # transformers builds the inverted mask from torch.tensor(1.0): the tracer warns that it becomes
+            # a constant, which a constant 1.0 is meant to be. Other tracer warnings still show.
+            warnings.filterwarnings(
+                "ignore",
+                message="torch.tensor results are registered as constants",
+                category=torch.jit.TracerWarning,
+                module="transformers.modeling_attn_mask_utils",
+            )
             # Validation against PyTorch happens afterwards on real evaluation windows (validate.py),
             # with our tolerances; optimum's own check on random inputs would only repeat it.
             onnx_export_from_model(

@@ -1,10 +1,11 @@
-"""`python -m export.onnx`: export a run's models to ONNX (fp32, fused, int8, fp16), validate and score each.
+"""`python -m export.onnx`: export a run's models to ONNX (fp32, fused, int8, fp16) and OpenVINO
+(openvino, openvino-int8), validate and score each, and recommend the variant to serve, by measurement.
 
     python -m export.onnx                              # runs/latest, every model and variant
     python -m export.onnx --run-dir runs/qs --models student --variants fp32,int8
 
-Writes <run>/onnx/<model>/<variant>/model.onnx (with the tokenizer and config files beside it),
-<run>/onnx/manifest.json and <report-dir>/export.md.
+Writes <run>/onnx/<model>/<variant>/model.onnx (OpenVINO variants: openvino_model.xml + .bin), with the
+tokenizer and config files beside it, <run>/onnx/manifest.json and <report-dir>/export.md.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from distill.transfer_set import JITTER, REPLACE_RATE, augment
 from export import report
 from export.isa import describe as describe_isa
 from export.isa import int8_isa
+from export.openvino_ir import ATTEMPTS as OPENVINO_ATTEMPTS
 from export.pipeline import ONNX_DIR, VARIANTS, EvalData, ExportOptions, ModelExport
 from export.quantize import ATTEMPTS
 from export.validate import FP16_AGREEMENT_FLOOR, FP16_BUDGET_POINTS, INT8_AGREEMENT_FLOOR
@@ -71,8 +73,9 @@ def _choices(value: str | None, valid: Sequence[str], what: str) -> list[str] | 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m export.onnx",
-        description="Export a run's teacher and students to ONNX (fp32, fp32-optimized, int8, fp16), check each "
-        "against PyTorch, score it on the test split, and write onnx/manifest.json and export.md.",
+        description="Export a run's teacher and students to ONNX (fp32, fp32-optimized, int8, fp16) and OpenVINO "
+        "(openvino, openvino-int8), check each against PyTorch, score it on the run's scored split, choose the "
+        "CPU variant to serve by interleaved timing, and write onnx/manifest.json and export.md.",
         formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--run-dir", default=None, help="run directory to export (default: runs/latest)")
@@ -95,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated quantisation attempts to try, among {', '.join(ATTEMPTS)} (default: all)",
     )
     parser.add_argument(
+        "--openvino-attempts",
+        default=None,
+        help="comma-separated OpenVINO int8 rungs to try in order until one passes the gate, among "
+        f"{', '.join(OPENVINO_ATTEMPTS)} (default: all)",
+    )
+    parser.add_argument(
         "--atol",
         type=float,
         default=None,
@@ -113,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--gate-forms",
         type=int,
         default=16,
-        help="training forms held out of calibration for the int8/fp16 accuracy gate (at most half the "
-        "training split; the test split is scored once, for the variant kept)",
+        help="training forms held out of calibration for the int8/fp16/OpenVINO accuracy gate (at most half "
+        "the training split; the scored split is scored once, for the variant kept)",
     )
     parser.add_argument("--batch-size", type=int, default=8, help="windows per batch when scoring and timing")
     parser.add_argument(
@@ -140,13 +149,16 @@ def machine() -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    return package_versions(("onnxruntime", "onnx", "optimum", "optimum-onnx", "torch", "transformers"))
+    return package_versions(
+        ("onnxruntime", "onnx", "optimum", "optimum-onnx", "openvino", "nncf", "torch", "transformers")
+    )
 
 
 def load_eval_data(run: Path, max_eval_forms: int | None, gate_forms: int = 16) -> EvalData:
     config = read_config(run)
     data = load_run_data(config)
     test = data["test"]
+    total = len(test)
     if max_eval_forms is not None:
         test = test.select(range(min(max_eval_forms, len(test))))
     columns = ("tokens", "bboxes", "image", "ner_tags")
@@ -154,24 +166,36 @@ def load_eval_data(run: Path, max_eval_forms: int | None, gate_forms: int = 16) 
     # The gate's forms: the last training forms, kept out of the calibration windows (drawn from the start),
     # as perturbed copies (see gate_copies): the model was trained on the forms themselves.
     held = max(0, min(gate_forms, len(train) // 2))
+    names = tag_names(data["train"], "the training split")
+    calibration = train[: len(train) - held]
+    # A --holdout-forms run is scored on training forms it held out: never call them the test split.
+    part = f"{len(test)} forms" if len(test) == total else f"its first {len(test)} of {total} forms"
+    split, split_text = "test", f"the test split ({part})"
+    if config.holdout_forms:
+        split = "held-out"
+        split_text = f"held-out training forms ({part}, --holdout-forms {config.holdout_forms})"
     return EvalData(
         test_forms=[{k: row[k] for k in columns} for row in test],
-        train_forms=train[: len(train) - held],
+        train_forms=calibration,
         max_length=config.max_length,
         stride=config.stride,
-        gate_forms=gate_copies(
-            train[len(train) - held :], train, tag_names(data["train"], "the training split")
-        ),
+        split=split,
+        split_text=split_text,
+        gate_forms=gate_copies(train[len(train) - held :], train, names),
         gate_source=f"perturbed copies of {held} training forms held out of calibration",
         labels=run_labels(data),
+        validation_forms=gate_copies(calibration[:VALIDATION_FORMS], train, names, copies=1),
     )
+
+
+VALIDATION_FORMS = 8  # calibration forms whose perturbed copies OpenVINO's accuracy control validates on
 
 
 GATE_COPIES = 2  # perturbed copies of each gate form
 
 
 def gate_copies(
-    forms: list[dict[str, Any]], train: list[dict[str, Any]], names: list[str]
+    forms: list[dict[str, Any]], train: list[dict[str, Any]], names: list[str], copies: int = GATE_COPIES
 ) -> list[dict[str, Any]]:
     """Perturbed copies of the gate forms: inputs the model never trained on, drawn from training data only.
 
@@ -183,9 +207,7 @@ def gate_copies(
     rng = np.random.default_rng(0)
     vocabulary = [word for form in train for word in form["tokens"]]
     return [
-        augment(form, vocabulary, rng, REPLACE_RATE, JITTER, names)
-        for form in forms
-        for _ in range(GATE_COPIES)
+        augment(form, vocabulary, rng, REPLACE_RATE, JITTER, names) for form in forms for _ in range(copies)
     ]
 
 
@@ -203,7 +225,13 @@ def write_manifest(run: Path, entries: dict[str, Any], header: dict[str, Any]) -
     models = {name: entry for name, entry in models.items() if (run / ONNX_DIR / name).is_dir()}
     models.update(entries)
     order = [*MODELS, *sorted(set(models) - set(MODELS))]
-    manifest = {**header, "models": {name: models[name] for name in order if name in models}}
+    ordered = {name: models[name] for name in order if name in models}
+    # The variant each model's export recommends, in one place for the prediction CLI and the bench.
+    recommended = {
+        device: {name: entry.get(f"recommended_{device}") for name, entry in ordered.items()}
+        for device in ("cpu", "gpu")
+    }
+    manifest = {**header, "recommended": recommended, "models": ordered}
     atomic.write_json(path, manifest)
     return manifest
 
@@ -211,6 +239,9 @@ def write_manifest(run: Path, entries: dict[str, Any], header: dict[str, Any]) -
 def export_run(args: argparse.Namespace) -> dict[str, Any]:
     variants = _choices(args.variants, VARIANTS, "variant") or list(VARIANTS)
     attempts = _choices(args.int8_attempts, list(ATTEMPTS), "int8 attempt") or list(ATTEMPTS)
+    ov_attempts = _choices(
+        getattr(args, "openvino_attempts", None), list(OPENVINO_ATTEMPTS), "OpenVINO int8 attempt"
+    ) or list(OPENVINO_ATTEMPTS)
     requested = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     run = resolve_run_dir(args.run_dir)
     present = list(model_dirs(run))
@@ -222,10 +253,21 @@ def export_run(args: argparse.Namespace) -> dict[str, Any]:
             "run `python -m distill.train` first",
             run,
         )
+    expected = expected_models(run)
+    absent = [m for m in expected if m not in present]
+    if absent and requested is None:
+        # A run whose student never finished (or was removed) must not pass for a full export.
+        print(
+            f"warning: {run} has {', '.join(present)}; its config.toml and metrics.json expect "
+            f"{', '.join(expected)}: {', '.join(absent)} missing (not trained yet, or removed), so "
+            f"only {', '.join(present)} will be exported",
+            file=sys.stderr,
+        )
     options = ExportOptions(
         variants=variants,
         int8_budget=args.int8_budget,
         int8_attempts=attempts,
+        openvino_attempts=ov_attempts,
         atol=args.atol,
         batch_size=args.batch_size,
         parity_windows=args.parity_windows,
@@ -246,8 +288,12 @@ def export_run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(),
         "int8_budget": args.int8_budget,
         "labels": list(data.labels.types) if data.labels else None,
+        "models_found": present,
+        "models_expected": expected,
+        "models_missing": [m for m in expected if m not in present],
         "eval": {
             "split": data.split,
+            "description": data.scored,
             "forms": len(data.test_forms),
             "words": sum(len(f["tokens"]) for f in data.test_forms),
             "parity_windows": args.parity_windows,
@@ -258,6 +304,7 @@ def export_run(args: argparse.Namespace) -> dict[str, Any]:
         "gate": {
             "split": data.gate_split,
             "forms": len(data.gate_forms),
+            "agreement_on": "words: the argmax of the merged word logits every prediction reads",
             "int8_agreement_floor": INT8_AGREEMENT_FLOOR,
             "fp16_agreement_floor": FP16_AGREEMENT_FLOOR,
             "fp16_budget_f1_points": FP16_BUDGET_POINTS,
@@ -271,11 +318,37 @@ def export_run(args: argparse.Namespace) -> dict[str, Any]:
     return manifest
 
 
+def expected_models(run: Path) -> list[str]:
+    """The models a run should hold: those its metrics.json records, and those its config.toml trains
+    (the teacher unless it came from elsewhere, the student, the baseline when asked for)."""
+    config = read_config(run)
+    expected = set()
+    teacher_dirs = [d for d in config.teacher_dir.split(",") if d]
+    if config.stage in ("all", "teacher") and not teacher_dirs:
+        expected.add(TEACHER)
+    if config.stage in ("all", "student"):
+        expected.add(STUDENT)
+        if config.baseline:
+            expected.add(BASELINE)
+    metrics_path = run / "metrics.json"
+    if metrics_path.is_file():
+        from distill.run_dir import read_json
+
+        try:
+            recorded = read_json(metrics_path).get("models", {})
+        except DistillError:
+            recorded = {}
+        # An ensemble teacher (--teacher-dir A,B) is recorded but lives in its members' directories.
+        expected |= {m for m in recorded if m != TEACHER or len(teacher_dirs) < 2}
+    return [*[m for m in MODELS if m in expected], *sorted(expected - set(MODELS))]
+
+
 def summary(manifest: dict[str, Any]) -> str:
     lines = []
     for name, model in manifest["models"].items():
         lines.append(
-            f"{name}: PyTorch F1 {model['pytorch']['f1']:.4f}; recommended on CPU: {model['recommended_cpu']}"
+            f"{name}: PyTorch F1 {model['pytorch']['f1']:.4f}; recommended on CPU: {model['recommended_cpu']} "
+            f"({model['recommended_cpu_reason']})"
         )
         for variant, fig in model["variants"].items():
             f1 = (
@@ -305,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(summary(manifest))
+    if manifest.get("models_missing"):
+        print(f"not exported (missing from the run): {', '.join(manifest['models_missing'])}")
     print(f"wrote {Path(manifest['run']) / ONNX_DIR / MANIFEST} and {Path(args.report_dir) / 'export.md'}")
     return 0
 

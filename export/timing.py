@@ -26,9 +26,14 @@ LATENCY_TIE = 0.10
 
 
 def interleaved(
-    calls: dict[str, Callable[[], Any]], rounds: int = ROUNDS, warmup: int = WARMUP
+    calls: dict[str, Callable[[], Any]], rounds: int = ROUNDS, warmup: int = WARMUP, settle: int = 0
 ) -> tuple[dict[str, dict[str, float]], float]:
-    """({name: median_ms, min_ms, spread, rounds}, cores' worth of CPU other processes took meanwhile)."""
+    """({name: median_ms, min_ms, spread, rounds}, cores' worth of CPU other processes took meanwhile).
+
+    `settle`: untimed calls before each timed one. Candidates from different runtimes need one: a
+    runtime's worker threads keep spinning for a while after its call returns (onnxruntime's do by
+    default), and would otherwise slow whichever candidate the rotation runs next.
+    """
     for fn in calls.values():
         for _ in range(warmup):
             fn()
@@ -38,6 +43,8 @@ def interleaved(
     for r in range(rounds):
         shift = r % len(names) if names else 0
         for name in names[shift:] + names[:shift]:  # rotate: nobody always runs first (or last)
+            for _ in range(settle):
+                calls[name]()
             started = time.perf_counter()
             calls[name]()
             times[name].append((time.perf_counter() - started) * 1000.0)

@@ -107,70 +107,114 @@ def compare(
 
 # The accuracy gate a lower-precision variant must pass, on held-out training forms (never the
 # test split, which is reported once, for the variant kept). F1 alone can hide a broken model: a
-# variant that flips labels on a few per cent of tokens, or answers one label everywhere, can move
-# F1 little on a small split. Floors chosen here, stated in the manifest and the report.
-# int8 may change the label of at most 10% of tokens on the gate's perturbed forms, where fp32 is
-# unsure more often than on test forms (a FUNSD MiniLM student's per-channel int8 kept 94.5% of tokens
-# there in the export's gate, and 95.2% of word labels on the test split).
+# variant that flips labels on a few per cent of words, or answers one label everywhere, can move
+# F1 little on a small split. Agreement is counted on words (the merged word logits every prediction
+# reads), never on [CLS]/[SEP] or continuation sub-tokens, which no prediction reads and where most of
+# the disagreement sits (on the quickstart student's int8: 99.97% on words, 99.26% on the other 40% of
+# tokens). Floors chosen here, stated in the manifest and the report:
+# int8 may change at most 10% of the gate's words, where fp32 is unsure more often than on test forms.
+# Counted on words, on the gate forms of a MiniLM student fine-tuned on FUNSD for 40 steps: NNCF int8
+# kept 97.5%, onnxruntime's per-channel dynamic int8 96.6%, its per-tensor rung 89.9% (refused), its
+# static QDQ 89.7% (refused); a better-trained FUNSD MiniLM student's per-channel int8 kept 95.2% of
+# word labels on the test split. fp16 rounds far less: at most 1% (it kept 99.95% there).
 INT8_AGREEMENT_FLOOR = 0.90
-FP16_AGREEMENT_FLOOR = 0.99  # fp16 rounds far less: at most 1%
+FP16_AGREEMENT_FLOOR = 0.99
 FP16_BUDGET_POINTS = 0.5  # F1 points fp16 may lose against PyTorch fp32
-COLLAPSE_SHARE = 0.98  # one label on this share of tokens ...
+COLLAPSE_SHARE = 0.98  # one label on this share of words ...
 COLLAPSE_MARGIN = 0.10  # ... where fp32 gives it this much less: collapsed
 
 
-def collapse_reason(
-    reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray], batches: Sequence[dict[str, np.ndarray]]
-) -> str | None:
-    """Why the candidate looks collapsed (non-finite logits, one label nearly everywhere), or None."""
-    ref_labels, cand_labels = [], []
-    for ref, cand, batch in zip(reference, candidate, batches, strict=True):
-        keep = batch["attention_mask"].astype(bool)
-        if not np.isfinite(cand[keep]).all():
-            return "non-finite logits"
-        ref_labels.append(ref[keep].argmax(-1))
-        cand_labels.append(cand[keep].argmax(-1))
-    if not cand_labels:
-        return None
-    ref_all, cand_all = np.concatenate(ref_labels), np.concatenate(cand_labels)
+def word_logits(
+    encoder: WindowEncoder,
+    backend: Backend,
+    forms: Sequence[dict[str, Any]],
+    batch_size: int,
+    progress: str | None = None,
+) -> list[np.ndarray]:
+    """Per form, the merged [words, labels] logits (what every prediction and score reads)."""
+    return predict_word_logits(encoder, backend, forms, batch_size, progress=progress, total=len(forms))
+
+
+def _labels(logits: Sequence[np.ndarray]) -> np.ndarray:
+    rows = [w.argmax(-1) for w in logits if len(w)]
+    return np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+
+
+def word_agreement(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> tuple[float, int]:
+    """(share of words whose label agrees with the reference, words counted)."""
+    ref, cand = _labels(reference), _labels(candidate)
+    if ref.shape != cand.shape:
+        raise ValueError(f"{ref.size} reference words but {cand.size} candidate words")
+    return (float((ref == cand).mean()) if ref.size else 1.0), int(ref.size)
+
+
+def collapse_reason(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> str | None:
+    """Why the candidate's word logits look collapsed (non-finite, one label nearly everywhere), or None."""
+    if any(not np.isfinite(w).all() for w in candidate):
+        return "non-finite logits"
+    ref_all, cand_all = _labels(reference), _labels(candidate)
     if not cand_all.size:
         return None
     label = int(np.bincount(cand_all).argmax())
     share, ref_share = float((cand_all == label).mean()), float((ref_all == label).mean())
     if share >= COLLAPSE_SHARE and share - ref_share >= COLLAPSE_MARGIN:
-        return f"predicts label {label} on {share:.1%} of tokens (fp32: {ref_share:.1%})"
+        return f"predicts label {label} on {share:.1%} of words (fp32: {ref_share:.1%})"
     return None
 
 
 def gate(
     f1: float,
     reference_f1: float,
-    parity: Parity,
+    agreement: float,
     collapsed: str | None,
     budget_points: float,
     agreement_floor: float,
+    words: int | None = None,
 ) -> dict[str, Any]:
-    """The gate's verdict: within the F1 budget, above the agreement floor, not collapsed."""
+    """The gate's verdict: within the F1 budget, word agreement above the floor, not collapsed."""
     delta = (f1 - reference_f1) * 100.0
     reasons = []
     if delta < -budget_points - 1e-9:
         reasons.append(f"loses {-delta:.2f} F1 points (budget {budget_points})")
-    if parity.argmax_agreement < agreement_floor:
-        reasons.append(
-            f"argmax agreement {parity.argmax_agreement:.2%} below the floor {agreement_floor:.0%}"
-        )
+    if agreement < agreement_floor:
+        reasons.append(f"word agreement {agreement:.2%} below the floor {agreement_floor:.0%}")
     if collapsed:
         reasons.append(f"collapsed: {collapsed}")
     return {
         "f1": f1,
         "reference_f1": reference_f1,
         "delta_f1_points": round(delta, 4),
-        "argmax_agreement": parity.argmax_agreement,
+        "word_agreement": agreement,
+        "words": words,
         "agreement_floor": agreement_floor,
         "budget_f1_points": budget_points,
         "collapsed": collapsed,
         "passes": not reasons,
         "why_not": "; ".join(reasons) or None,
+    }
+
+
+def batch_sensitivity(
+    encoder: WindowEncoder,
+    backend: Backend,
+    forms: Sequence[dict[str, Any]],
+    batched: Sequence[np.ndarray],
+    batch_size: int,
+) -> dict[str, Any]:
+    """Word labels one window at a time against `batched` (the same forms at `batch_size`, windows of
+    neighbouring forms sharing a batch): a variant whose labels move with its neighbours (dynamic
+    activation scales over the padded batch) is a serving hazard."""
+    alone = word_logits(encoder, backend, forms, 1)
+    changed = [int((a.argmax(-1) != b.argmax(-1)).sum()) for a, b in zip(alone, batched, strict=True)]
+    words = sum(len(a) for a in alone)
+    return {
+        "batch": batch_size,
+        "words": words,
+        "words_changed": sum(changed),
+        "share_changed": sum(changed) / words if words else 0.0,
+        "forms_changed": sum(1 for c in changed if c),
+        "forms": len(forms),
+        "invariant": not any(changed),
     }
 
 
@@ -184,8 +228,14 @@ def score(
 ) -> dict[str, Any]:
     """Entity P/R/F1 (overall and per type of `labels`) and word accuracy on `forms` (dicts with
     tokens, bboxes, image, ner_tags)."""
-    logits = predict_word_logits(encoder, backend, forms, batch_size, progress=progress, total=len(forms))
-    return score_word_logits([f["ner_tags"] for f in forms], logits, labels)
+    return score_logits(forms, word_logits(encoder, backend, forms, batch_size, progress), labels)
+
+
+def score_logits(
+    forms: Sequence[dict[str, Any]], logits: Sequence[np.ndarray], labels: LabelSet
+) -> dict[str, Any]:
+    """score(), from word logits already predicted."""
+    return score_word_logits([f["ner_tags"] for f in forms], list(logits), labels)
 
 
 def latency_ms(backend: Backend, batch: dict[str, np.ndarray], warmup: int = 3, repeats: int = 10) -> float:

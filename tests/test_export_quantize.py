@@ -62,28 +62,25 @@ def test_reduce_range_is_not_tried_on_a_vnni_cpu() -> None:
 def test_the_gate_refuses_low_agreement_and_collapse_even_when_f1_barely_moves() -> None:
     import numpy as np
 
-    from export.validate import collapse_reason, compare, gate
+    from export.validate import collapse_reason, gate, word_agreement
 
-    batch = {
-        "attention_mask": np.ones((1, 100), dtype=np.int64),
-        "input_ids": np.ones((1, 100), dtype=np.int64),
-    }
-    reference = np.zeros((1, 100, 3), dtype=np.float32)
-    reference[0, :60, 0] = 1.0  # fp32: label 0 on 60 tokens, label 1 on 40
-    reference[0, 60:, 1] = 1.0
+    reference = np.zeros((100, 3), dtype=np.float32)  # merged word logits of one form
+    reference[:60, 0] = 1.0  # fp32: label 0 on 60 words, label 1 on 40
+    reference[60:, 1] = 1.0
     flipped = reference.copy()
-    flipped[0, 55:60] = [0.0, 1.0, 0.0]  # 5 tokens change label: 95% agreement
-    parity = compare([reference], [flipped], [batch])
-    verdict = gate(0.80, 0.80, parity, collapse_reason([reference], [flipped], [batch]), 1.0, 0.97)
-    assert not verdict["passes"] and "agreement 95.00% below the floor 97%" in verdict["why_not"]
+    flipped[55:60] = [0.0, 1.0, 0.0]  # 5 words change label: 95% agreement
+    agreement, words = word_agreement([reference], [flipped])
+    assert (agreement, words) == (0.95, 100)
+    verdict = gate(0.80, 0.80, agreement, collapse_reason([reference], [flipped]), 1.0, 0.97, words)
+    assert not verdict["passes"] and "word agreement 95.00% below the floor 97%" in verdict["why_not"]
 
     collapsed = np.zeros_like(reference)
-    collapsed[0, :, 0] = 1.0  # label 0 everywhere
-    reason = collapse_reason([reference], [collapsed], [batch])
-    assert reason and "100.0% of tokens (fp32: 60.0%)" in reason
-    verdict = gate(0.80, 0.80, compare([reference], [collapsed], [batch]), reason, 1.0, 0.0)
+    collapsed[:, 0] = 1.0  # label 0 on every word
+    reason = collapse_reason([reference], [collapsed])
+    assert reason and "100.0% of words (fp32: 60.0%)" in reason
+    verdict = gate(0.80, 0.80, word_agreement([reference], [collapsed])[0], reason, 1.0, 0.0)
     assert not verdict["passes"] and "collapsed" in verdict["why_not"]
-    assert gate(0.795, 0.80, compare([reference], [reference], [batch]), None, 1.0, 0.97)["passes"]
+    assert gate(0.795, 0.80, 1.0, None, 1.0, 0.97)["passes"]
 
 
 def test_fp16_that_fails_its_gate_is_not_recommended_for_gpus() -> None:
@@ -109,13 +106,9 @@ def test_nothing_within_budget_keeps_fp32_recommended() -> None:
     }
     picked = recommend(variants, 1.0)
     assert picked["recommended_cpu"] == "fp32-optimized"
-    assert "no int8 attempt met the F1 budget" in picked["recommended_cpu_reason"]
-    assert (
-        recommend(
-            {**variants, "int8": {**variants["int8"], "meets_budget": True, "delta_f1_points": -0.5}}, 1.0
-        )["recommended_cpu"]
-        == "int8"
-    )
+    assert "int8 fails its gate (outside the F1 budget)" in picked["recommended_cpu_reason"]
+    passing = {**variants["int8"], "meets_budget": True, "delta_f1_points": -0.5, "latency_ms": 5.0}
+    assert recommend({**variants, "int8": passing}, 1.0)["recommended_cpu"] == "int8"
 
 
 def test_ladder_order_and_names() -> None:
@@ -157,7 +150,7 @@ def test_the_recommendation_says_when_the_test_split_disagrees_with_the_gate() -
     """The gate chose int8; a test-split loss beyond the budget is said, never called 'within'."""
     int8 = {"meets_budget": True, "method": "dynamic", "gate": {"delta_f1_points": -0.3}}
     beyond = recommend({"int8": {**int8, "delta_f1_points": -1.39}}, 1.0)["recommended_cpu_reason"]
-    assert "passed the gate (-0.30" in beyond and "-1.39 F1 points, **beyond** the budget" in beyond
+    assert "gate -0.30 F1 points" in beyond and "-1.39 F1 points, **beyond** the budget" in beyond
     assert "within" not in beyond
     inside = recommend({"int8": {**int8, "delta_f1_points": -0.4}}, 1.0)["recommended_cpu_reason"]
     assert "-0.40 F1 points, within the budget of -1.0" in inside

@@ -181,8 +181,8 @@ def test_a_directory_that_is_not_a_model_is_one_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2 and not out.exists()
     assert proc.stderr.strip().splitlines() == [
-        f"error: {tmp_path / 'notamodel'}: not a model directory (neither model.onnx nor config.json with "
-        "weights): pass a run's student/ or teacher/, or an exported variant under onnx/"
+        f"error: {tmp_path / 'notamodel'}: not a model directory (no model.onnx, openvino_model.xml or "
+        "config.json with weights): pass a run's student/ or teacher/, or an exported variant under onnx/"
     ]
 
 

@@ -2,6 +2,7 @@
 
 - `predictor`: windows -> backend -> merged word logits, labels and entities (`Predictor`);
 - `onnx_runtime`: the ONNX Runtime backend (`OrtBackend`, `onnx_predictor`);
+- `openvino_runtime`: the OpenVINO backend (`OvBackend`, `openvino_predictor`), for exported IR variants;
 - `loading`: `load_predictor(path)`, whatever kind of model directory `path` is (a run directory too),
   windowed as its run was (`serving`);
 - the CLI (`__main__`, `command`): `pages` (inputs -> pages: annotation JSON, images, PDFs), `ocr`
@@ -11,6 +12,7 @@
 
 from distill.predict.loading import load_predictor, model_kind
 from distill.predict.onnx_runtime import OrtBackend, cpu_providers, cuda_usable, onnx_predictor
+from distill.predict.openvino_runtime import OvBackend, openvino_predictor
 from distill.predict.predictor import (
     MODEL_INPUTS,
     Backend,
@@ -29,6 +31,7 @@ __all__ = [
     "Backend",
     "FormPrediction",
     "OrtBackend",
+    "OvBackend",
     "Predictor",
     "TorchBackend",
     "WordPrediction",
@@ -39,6 +42,7 @@ __all__ = [
     "model_kind",
     "model_input_names",
     "onnx_predictor",
+    "openvino_predictor",
     "predict_word_logits",
     "select_inputs",
 ]

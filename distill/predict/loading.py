@@ -1,9 +1,10 @@
 """`load_predictor(path)`: a `Predictor` for whatever kind of model directory `path` is.
 
 The one entry point users, the CLI and the bench share: a fine-tuned PyTorch directory (a run's
-`student/` or `teacher/`), an exported ONNX variant (`onnx/<model>/<variant>/model.onnx`), or a
-run directory, which serves the student variant its export recommends for a CPU. The windows
-(max_length, stride) and the box mode are the ones the model's run recorded (`serving`).
+`student/` or `teacher/`), an exported ONNX variant (`onnx/<model>/<variant>/model.onnx`), an
+exported OpenVINO variant (`onnx/<model>/openvino*/openvino_model.xml`), or a run directory, which
+serves the student variant its export recommends for a CPU. The windows (max_length, stride) and the
+box mode are the ones the model's run recorded (`serving`).
 Anything else is refused with one line naming the directory.
 """
 
@@ -22,19 +23,24 @@ ONNX_FILE = "model.onnx"
 RUN_CONFIG = "config.toml"  # distill.run_dir.CONFIG (not imported: that module pulls in datasets)
 MANIFEST = "manifest.json"  # under <run>/onnx/, written by `python -m export.onnx`
 DEFAULT_WINDOWS = (512, 128)  # TrainConfig's defaults, for a model without its run beside it
+OPENVINO_FILE = (
+    "openvino_model.xml"  # distill.predict.openvino_runtime.IR_FILE (not imported: openvino loads slowly)
+)
 
 
 def model_kind(path: str | Path) -> str:
-    """'onnx' or 'torch' for a directory that holds such a model; DistillError otherwise."""
+    """'onnx', 'openvino' or 'torch' for a directory that holds such a model; DistillError otherwise."""
     path = Path(path)
     if not path.is_dir():
         raise DistillError("no such model directory", path)
     if (path / ONNX_FILE).is_file():
         return "onnx"
+    if (path / OPENVINO_FILE).is_file():
+        return "openvino"
     if (path / "config.json").is_file() and (any(path.glob("*.safetensors")) or any(path.glob("*.bin"))):
         return "torch"
     raise DistillError(
-        "not a model directory (neither model.onnx nor config.json with weights): pass a run's "
+        "not a model directory (no model.onnx, openvino_model.xml or config.json with weights): pass a run's "
         "student/ or teacher/, or an exported variant under onnx/",
         path,
     )
@@ -144,6 +150,10 @@ def load_predictor(
         from distill.predict.onnx_runtime import onnx_predictor
 
         return onnx_predictor(path, max_length=max_length, stride=stride, batch_size=batch_size)
+    if kind == "openvino":
+        from distill.predict.openvino_runtime import openvino_predictor
+
+        return openvino_predictor(path, max_length=max_length, stride=stride, batch_size=batch_size)
     predictor = Predictor.from_dir(path, max_length=max_length, stride=stride)
     predictor.batch_size = batch_size
     return predictor
