@@ -48,11 +48,11 @@ from distill.funsd_speed import (
     RECOMMENDED,
     SPEED_FILE,
     Target,
-    recommended_variant,
     time_all,
     variant_record,
 )
 from distill.machine import machine_summary, package_versions
+from distill.predict.loading import recommended_cpu_variant
 from distill.report import run_types
 from distill.run_dir import read_json
 
@@ -307,11 +307,11 @@ def collect(out: Path, args: argparse.Namespace) -> dict[Row, list[dict[str, Any
             record["seed"] = seed
             record["run"] = str(run)
             record["int8"] = int8_record(run, model)
-            recommended = recommended_variant(run, model)
+            recommended = recommended_cpu_variant(run, model)
             if recommended is not None:
                 record["recommended"] = {
-                    "variant": recommended[0],
-                    **(variant_record(run, model, recommended[0]) or {}),
+                    "variant": recommended[1],
+                    **(variant_record(run, model, recommended[1]) or {}),
                 }
             record["teacher_cache_seconds"] = metrics.get("teacher_cache_seconds", 0.0)
             record["test_forms"] = metrics.get("test_forms")
@@ -732,9 +732,9 @@ def speed_targets(args: argparse.Namespace, out: Path, seed: int) -> list[Target
         if not (run / model / "config.json").is_file():
             continue
         targets.append(Target(row.kind, PYTORCH, run / model, "PyTorch fp32"))
-        recommended = recommended_variant(run, model)
+        recommended = recommended_cpu_variant(run, model)
         if recommended is not None:
-            targets.append(Target(row.kind, RECOMMENDED, recommended[1], recommended[0]))
+            targets.append(Target(row.kind, RECOMMENDED, *recommended))
     return targets
 
 

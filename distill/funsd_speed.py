@@ -8,8 +8,9 @@ boxes (and the page image, for a model that reads it) to word logits: windows, t
 preprocessing and the forward passes, batched as the study scores (`--batch-size` windows).
 
 The recommended CPU variant is whatever the run's export chose (onnx/manifest.json
-`recommended_cpu`), read through `recommended_variant` alone, so a new runtime in the export (e.g.
-OpenVINO) is timed here as soon as distill.predict.load_predictor serves it.
+`recommended_cpu`), read through distill.predict's `recommended_cpu_variant` alone (the one that
+serves a run directory), so every runtime the export recommends (onnxruntime, OpenVINO) is timed
+here through load_predictor.
 """
 
 from __future__ import annotations
@@ -29,18 +30,6 @@ from distill.run_dir import read_json
 PYTORCH = "pytorch"
 RECOMMENDED = "recommended"
 SPEED_FILE = "speed.json"  # in the study's output directory
-
-
-def recommended_variant(run: Path, model: str) -> tuple[str, Path] | None:
-    """(variant name, its directory) the run's export recommends for a CPU; None before any export."""
-    path = run / "onnx" / "manifest.json"
-    if not path.is_file():
-        return None
-    entry = read_json(path).get("models", {}).get(model, {})
-    variant = entry.get("recommended_cpu")
-    if not variant or not (run / "onnx" / model / variant).is_dir():
-        return None
-    return variant, run / "onnx" / model / variant
 
 
 def variant_record(run: Path, model: str, variant: str) -> dict[str, Any] | None:

@@ -263,11 +263,11 @@ def resolve_teachers(config: TrainConfig, run: Path, labels: LabelSet, distillin
 class StudentPlan:
     """How the run's students are built (stages/students.py builds them).
 
-    From --student (a hub id, a directory, `tiny`), or for `teacher:N` from the fine-tuned teacher's
-    embeddings, classifier and `teacher_layers` (teacher_init.py), with the teacher's tokenizer.
+    A model of its own from --student (a hub id, a directory, `tiny`: no teacher layers), or for
+    `teacher:N` the fine-tuned teacher's embeddings, classifier and `teacher_layers`
+    (teacher_init.py), with the teacher's tokenizer.
     """
 
-    name: str
     teacher_layers: tuple[int, ...] = ()
 
     @property
@@ -282,23 +282,21 @@ def resolve_students(
 
     Read from the models' configurations (the loaded teacher's, or the one it will be fine-tuned
     from), so a `teacher:13` of a 12-layer teacher, or layer matching across tokenizers, is refused
-    before the teacher trains.
+    before the teacher trains. A teacher-only run resolves its students when a student stage runs.
     """
     from_teacher = is_teacher_spec(config.student)
-    if not from_teacher and not any(is_layer_term(t) for t in terms):
-        return StudentPlan(config.student), terms
+    if config.stage == "teacher" or not (from_teacher or any(is_layer_term(t) for t in terms)):
+        return StudentPlan(), terms
     if teachers.bundles:
         teacher, teacher_name = Shape.of(teachers.bundles[0].model.config), teachers.paths[0]
     else:
         teacher, teacher_name = shape_of(config.teacher), config.teacher
     if from_teacher:  # the teacher's own tokenizer: layer matching always lines up
         chosen = tuple(parse_spec(config.student).chosen(teacher.num_hidden_layers))
-        return StudentPlan(config.student, chosen), mapped_terms(
-            terms, Shape(len(chosen), teacher.hidden_size), teacher
-        )
+        return StudentPlan(chosen), mapped_terms(terms, Shape(len(chosen), teacher.hidden_size), teacher)
     loaded = teachers.bundles[0].tokenizer if teachers.bundles else None
     check_tokenizers(config.student, teacher_name, loaded)
-    return StudentPlan(config.student), mapped_terms(terms, shape_of(config.student), teacher)
+    return StudentPlan(), mapped_terms(terms, shape_of(config.student), teacher)
 
 
 # --- the resolved run ---------------------------------------------------------------------------
@@ -317,7 +315,7 @@ class ResolvedRun:
     teachers: Teachers
     terms: tuple[LossTerm, ...]  # the distilled student's loss (loss_terms.py), layer terms mapped
     teacher_terms: tuple[LossTerm, ...] = PLAIN  # the teacher's fine-tuning loss (--teacher-loss)
-    student: StudentPlan = StudentPlan("")
+    student: StudentPlan = StudentPlan()  # how its students are built (a model of their own by default)
 
     @property
     def train(self) -> datasets.Dataset:
@@ -355,7 +353,7 @@ def resolve_run(options: Options | TrainConfig) -> ResolvedRun:
     config = config.updated({"labels": labels.option()})  # later stages and reruns read this set
     terms = declared_terms(config)
     teachers = resolve_teachers(config, run, labels, distils(terms))
-    student, terms = resolve_students(config, teachers, terms) if config.stage != "teacher" else (None, terms)
+    student, terms = resolve_students(config, teachers, terms)
     if is_main_process():  # what the run will do differently from what was asked, and why
         for note in [*notes, *data_notes]:
             print(f"note: {note}", file=sys.stderr, flush=True)
@@ -369,7 +367,7 @@ def resolve_run(options: Options | TrainConfig) -> ResolvedRun:
         teachers,
         terms,
         declared_teacher_terms(config),
-        student or StudentPlan(config.student),
+        student,
     )
 
 
