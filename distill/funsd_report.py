@@ -323,12 +323,58 @@ def collect(out: Path, args: argparse.Namespace) -> dict[Row, list[dict[str, Any
             record["teacher_cache_seconds"] = metrics.get("teacher_cache_seconds", 0.0)
             record["test_forms"] = metrics.get("test_forms")
             record["wall_seconds"] = read_json(run / WALL)["seconds"] if (run / WALL).is_file() else None
+            if row is TEACHER_ROW and (source := reused_teacher(run)) is not None:
+                record["reused_from"] = source
+                record["train_seconds"] = source["train_seconds"]  # the cost was paid in that run
             rows[row].append(record)
         if args.teacher == ENSEMBLE and rows[TEACHER_ROW] and rows[TEACHER_ROW][-1]["seed"] == seed:
             # an ensemble costs what its members cost
             members = [r for row in (TEXT, LAYOUT) for r in rows[row] if r["seed"] == seed]
             rows[TEACHER_ROW][-1]["train_seconds"] = sum(m.get("train_seconds", 0.0) for m in members)
     return rows
+
+
+def reused_teacher(run: Path) -> dict[str, Any] | None:
+    """Where a teacher run given `--teacher-dir` got its teacher: that run's data and budget.
+
+    A study may score a teacher trained elsewhere (e.g. the tuning run on held-out forms); its
+    report must say which forms that teacher saw and what its training cost, not this run's.
+    """
+    config_path = run / "config.toml"
+    if not config_path.is_file():
+        return None
+    teacher_dir = tomllib.loads(config_path.read_text(encoding="utf-8")).get("teacher_dir", "")
+    if not teacher_dir or "," in teacher_dir:
+        return None
+    source = Path(teacher_dir).parent
+    if not (source / "metrics.json").is_file() or not (source / "config.toml").is_file():
+        return None
+    config = tomllib.loads((source / "config.toml").read_text(encoding="utf-8"))
+    metrics = read_json(source / "metrics.json")
+    teacher = metrics.get("models", {}).get("teacher", {})
+    return {
+        "run": source.name,
+        "train_forms": metrics.get("train_forms"),
+        "holdout_forms": config.get("holdout_forms", 0),
+        "epochs": config.get("teacher_epochs") or config.get("epochs"),
+        "lr": config.get("teacher_lr"),
+        "loss": config.get("teacher_loss", "ce"),
+        "seed": config.get("seed"),
+        "train_seconds": teacher.get("train_seconds", 0.0),
+    }
+
+
+def reused_note(rows: dict[Row, list[dict[str, Any]]]) -> str:
+    source = next((r["reused_from"] for r in rows.get(TEACHER_ROW, []) if r.get("reused_from")), None)
+    if source is None:
+        return ""
+    held_out = f" ({source['holdout_forms']} held out for tuning)" if source["holdout_forms"] else ""
+    return (
+        f". This teacher was not trained by the study: it is reused (`--teacher-dir`) from the run "
+        f"`{source['run']}`, which trained it on {source['train_forms']} training forms{held_out} for "
+        f"{source['epochs']:g} epochs at lr {source['lr']:g} ({source['loss']} loss, seed {source['seed']}), "
+        f"in {source['train_seconds']:.0f} s; the scored split took no part in its training or tuning"
+    )
 
 
 def teacher_description(args: argparse.Namespace) -> str:
@@ -338,7 +384,7 @@ def teacher_description(args: argparse.Namespace) -> str:
         f"at lr {args.teacher_lr:g}",
     }.get(
         args.teacher,
-        f"`{args.teacher}` fine-tuned {'as it is (a token classifier on words)' if args.teacher_as_is else 'as a LayoutLMv3'} "
+        f"`{as_shown(args.teacher, args)}` fine-tuned {'as it is (a token classifier on words)' if args.teacher_as_is else 'as a LayoutLMv3'} "
         f"for {args.teacher_epochs:g} epochs at lr {args.teacher_lr:g}",
     )
 
@@ -391,9 +437,10 @@ def render(
         f"measured on {machine_summary()}; {versions}. "
         f"Wall time: {sum(walls) / 3600:.1f} h summed over the study's {len(walls)} runs "
         f"(their `distill.train` calls, resumed parts included), {args.jobs} at a time.",
-        f"Students from `{args.student}` ({args.student_epochs:g} epochs, lr {args.student_lr:g}); "
+        f"Students from `{as_shown(args.student, args)}` ({args.student_epochs:g} epochs, lr {args.student_lr:g}); "
         f"teacher: {teacher_description(args)}"
-        f"{f' (one run, seed {args.teacher_seed}, shared by the students of every seed)' if shared else ''}; "
+        f"{f' (one run, seed {args.teacher_seed}, shared by the students of every seed)' if shared else ''}"
+        f"{reused_note(rows)}; "
         f"new box embeddings start {args.box_init}, lr {args.box_lr or args.student_lr:g}; windows of "
         f"{args.max_length} sub-tokens, stride {args.stride}, batch {args.batch_size}"
         f"{', bf16 mixed precision' if args.bf16 else ''}"
@@ -885,6 +932,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="report the runs finished so far (a study run in parts); rows say which seeds they cover",
     )
     return p
+
+
+def as_shown(value: object, args: argparse.Namespace) -> str:
+    """A path as the report prints it: an absolute model directory by its placeholder ($T, $M), as
+    in the command (no reader has this machine's paths); anything else as given."""
+    paths, _ = command_placeholders(args)
+    return next((name for name, path in paths.items() if path is not None and path == str(value)), str(value))
 
 
 def command_placeholders(args: argparse.Namespace) -> tuple[dict[str, str | None], dict[str, str]]:

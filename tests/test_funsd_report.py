@@ -256,3 +256,37 @@ def test_the_cost_targets_are_judged_from_f1_speed_and_the_recommended_variant()
     )
     points = [Point("a", "r", 1.0, 60, 0), Point("b", "r", 2.0, 55, 0), Point("c", "r", 1.5, 50, 0)]
     assert [p.label for p in frontier(points)] == ["a", "b"], "c is beaten on both axes by b"
+
+
+def test_a_reused_teacher_is_reported_with_the_forms_and_budget_of_the_run_that_trained_it(
+    tmp_path: Path,
+) -> None:
+    from distill.funsd_report import TEACHER_ROW, as_shown, build_parser, reused_note, reused_teacher
+
+    source = tmp_path / "tuning" / "teacher-run"
+    (source / "teacher").mkdir(parents=True)
+    (source / "config.toml").write_text(
+        'holdout_forms = 30\nteacher_epochs = 20.0\nepochs = 6.0\nteacher_lr = 0.0002\nteacher_loss = "ce"\nseed = 3\n'
+    )
+    (source / "metrics.json").write_text(
+        json.dumps({"train_forms": 119, "models": {"teacher": {"train_seconds": 9675.3}}})
+    )
+    study_teacher = tmp_path / "study" / "seed0" / "teacher"
+    study_teacher.mkdir(parents=True)
+    (study_teacher / "config.toml").write_text(f'teacher_dir = "{source / "teacher"}"\n')
+    found = reused_teacher(study_teacher)
+    assert found is not None
+    assert (found["run"], found["train_forms"], found["holdout_forms"]) == ("teacher-run", 119, 30)
+    assert (found["epochs"], found["seed"], found["train_seconds"]) == (20.0, 3, 9675.3)
+    note = reused_note({TEACHER_ROW: [{"reused_from": found}]})
+    assert "reused (`--teacher-dir`) from the run `teacher-run`" in note
+    assert "119 training forms (30 held out for tuning) for 20 epochs" in note and "in 9675 s" in note
+
+    # A teacher the study trained itself has no such note.
+    (study_teacher / "config.toml").write_text('teacher_dir = ""\n')
+    assert reused_teacher(study_teacher) is None and reused_note({TEACHER_ROW: [{}]}) == ""
+
+    # The machine's model directories are printed as the command's placeholders.
+    args = build_parser().parse_args(["--student", "/opt/models/minilm", "--teacher", "/opt/models/mpnet"])
+    assert as_shown(args.student, args) == "$M" and as_shown(args.teacher, args) == "$T"
+    assert as_shown("tiny", build_parser().parse_args(["--student", "tiny"])) == "tiny"
