@@ -248,3 +248,16 @@ def test_killed_mid_run_leaves_no_partial_output(quickstart_run: Path, tmp_path:
         assert proc.returncode == 130
         assert not list(tmp_path.glob(".out.jsonl.*"))
         assert "interrupted: no output written" in proc.stderr.read()
+
+
+def test_an_openvino_failure_is_named_by_its_cause_not_its_trace() -> None:
+    from distill.predict.openvino_runtime import reason
+
+    err = RuntimeError(
+        "Exception from src/inference/src/cpp/core.cpp:132:\n"
+        "Exception from src/plugins/intel_cpu/src/graph.cpp:77:\n"
+        "Cannot allocate 1073741824 bytes for the weights of MatMul_12\n"
+    )
+    assert reason(err) == "Cannot allocate 1073741824 bytes for the weights of MatMul_12"
+    assert reason(RuntimeError("Exception from src/inference/src/cpp/core.cpp:132:\n")).startswith("Exception")
+    assert reason(RuntimeError("")) == "RuntimeError"

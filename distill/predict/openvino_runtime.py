@@ -41,6 +41,14 @@ def default_precision() -> str:
     return ov.Core().get_property(DEVICE, "INFERENCE_PRECISION_HINT").get_type_name()
 
 
+def reason(err: BaseException) -> str:
+    """OpenVINO's message without its trace: it opens with "Exception from src/...cpp:N:" lines, one per
+    layer it passed through, and the cause comes after them (a first line alone names no cause)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    causes = [line for line in lines if not line.startswith("Exception from ")]
+    return (" ".join(causes) or (lines[0] if lines else err.__class__.__name__))[:300]
+
+
 class OvBackend:
     """An OpenVINO IR (or ONNX file) compiled for the CPU (implements Backend).
 
@@ -65,7 +73,7 @@ class OvBackend:
                 compiled = ov.Core().compile_model(str(self.path), DEVICE, compile_config(threads, precision))
             except Exception as err:  # OpenVINO raises RuntimeError with a multi-line trace
                 raise DistillError(
-                    f"OpenVINO could not compile the model ({str(err).splitlines()[0][:300]})", self.path
+                    f"OpenVINO could not compile the model ({reason(err)})", self.path
                 ) from err
         self.compiled = compiled
         self.request = compiled.create_infer_request()
