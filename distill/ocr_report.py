@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import shlex
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -25,6 +25,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from distill import atomic
+from distill.commands import placeholder_note, portable_command
 from distill.console import quiet_library_noise
 from distill.errors import DistillError
 from distill.labels import tag_type
@@ -184,12 +185,35 @@ def agreement(forms: list[ScannedForm]) -> WordAgreement:
     return total
 
 
+MEANING = {"$RUNS": "the directory holding the models' runs", "$OUT": "the report directory"}
+
+
+def placeholders(args: argparse.Namespace) -> dict[str, str]:
+    """Names for the absolute paths of the command (no reader has this machine's paths): the models'
+    common parent directory, and the report directory."""
+    absolute = [str(Path(m).expanduser()) for m in args.models if m.startswith(("/", "~"))]
+    named = {"$RUNS": os.path.commonpath(absolute)} if absolute else {}
+    if str(args.report_dir).startswith(("/", "~")):
+        named["$OUT"] = str(Path(args.report_dir).expanduser())
+    return named
+
+
+def shown(model: str, results: dict[str, Any]) -> str:
+    """A model path as the report prints it: with the command's placeholders."""
+    return portable_command([model], results.get("placeholders", {}))
+
+
 def render(results: dict[str, Any]) -> str:
     pages = results["forms"]
     lines = [
         "# OCR on FUNSD: entity F1 from Tesseract's words, against the gold words",
         "",
-        f"Written by `{results['command']}`.",
+        f"Written by `{results['command']}`"
+        + (
+            f" ({note})."
+            if (note := placeholder_note(results.get("placeholders", {}), MEANING, results["command"]))
+            else "."
+        ),
         f"Measured on {results['machine']}; Tesseract {results['tesseract']}, language {results['lang']}, "
         f"confidence floor {results['min_conf']:g}; {results['versions']}.",
         f"Data: the FUNSD test split at `{results['data']}`: {pages} forms, "
@@ -227,7 +251,7 @@ def render(results: dict[str, Any]) -> str:
             ocr = m["ocr"][setting["name"]]
             ocr_s, model_s = setting["ocr_seconds"], m["model_seconds"][setting["name"]]
             lines.append(
-                f"| `{m['model']}` | {m['chosen']} | {m['boxes']} | {setting['name']} | {gold['f1'] * 100:.1f} | "
+                f"| `{shown(m['model'], results)}` | {m['chosen']} | {m['boxes']} | {setting['name']} | {gold['f1'] * 100:.1f} | "
                 f"{ocr['f1'] * 100:.1f} | {(ocr['f1'] - gold['f1']) * 100:+.1f} | "
                 f"{ocr['precision'] * 100:.1f} / {ocr['recall'] * 100:.1f} | "
                 f"{pages / (ocr_s + model_s):.2f} | {ocr_s / (ocr_s + model_s):.0%} |"
@@ -239,7 +263,7 @@ def render(results: dict[str, Any]) -> str:
             "",
             "**F1 on gold words differs from the run's own** (metrics.json): "
             + "; ".join(
-                f"`{m['model']}` {m['gold_words']['f1'] * 100:.1f} here, {m['run_f1'] * 100:.1f} there"
+                f"`{shown(m['model'], results)}` {m['gold_words']['f1'] * 100:.1f} here, {m['run_f1'] * 100:.1f} there"
                 for m in differ
             )
             + " (other windows or boxes than its training, or another split).",
@@ -318,6 +342,7 @@ def run(args: argparse.Namespace, command: str) -> Path:
     forms = next(iter(readings.values()))
     results = {
         "command": command,
+        "placeholders": placeholders(args),
         "machine": machine_summary(),
         "tesseract": tesseract,
         "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
@@ -346,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     quiet_library_noise()
-    command = shlex.join(["python", "-m", "distill.ocr_report", *argv])
+    command = portable_command(["python", "-m", "distill.ocr_report", *argv], placeholders(args))
     try:
         path = run(args, command)
     except DistillError as err:

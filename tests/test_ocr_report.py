@@ -90,3 +90,22 @@ def test_the_gold_column_is_cross_checked_against_the_run_only_on_its_own_data(t
     assert run_f1(run / "onnx" / "student" / "int8", config, tmp_path / "funsd") is None  # a variant
     (run / "config.toml").write_text(f'data = "{tmp_path / "funsd"}"\nholdout_forms = 30\n')
     assert run_f1(run / "student", config, tmp_path / "funsd") is None  # scored on held-out training forms
+
+
+def test_the_command_names_absolute_model_paths_by_a_placeholder(tmp_path: Path) -> None:
+    from distill.ocr_report import build_parser, placeholders, shown
+
+    runs = tmp_path / "study" / "seed0"
+    args = build_parser().parse_args(
+        [
+            str(runs / "teacher" / "teacher"),
+            str(runs / "t6" / "onnx" / "student" / "int8"),
+            "--report-dir",
+            "reports",
+        ]
+    )
+    named = placeholders(args)
+    assert named == {"$RUNS": str(runs)}, "the models' common parent, and no $OUT for a relative report dir"
+    results = {"placeholders": named}
+    assert shown(str(runs / "t6" / "onnx" / "student" / "int8"), results) == "$RUNS/t6/onnx/student/int8"
+    assert shown("runs/latest", results) == "runs/latest", "a relative path stays as given"
