@@ -191,7 +191,7 @@ MEANING = {"$RUNS": "the directory holding the models' runs", "$OUT": "the repor
 def placeholders(args: argparse.Namespace) -> dict[str, str]:
     """Names for the absolute paths of the command (no reader has this machine's paths): the models'
     common parent directory, and the report directory."""
-    absolute = [str(Path(m).expanduser()) for m in args.models if m.startswith(("/", "~"))]
+    absolute = [str(Path(m).expanduser().parent) for m in args.models if m.startswith(("/", "~"))]
     named = {"$RUNS": os.path.commonpath(absolute)} if absolute else {}
     if str(args.report_dir).startswith(("/", "~")):
         named["$OUT"] = str(Path(args.report_dir).expanduser())

@@ -60,7 +60,13 @@ def test_the_report_on_clean_rendered_forms(quickstart_run: Path, tmp_path: Path
     args += ["--ocr-scale", "1", "2", "--image-dpi", "100"]
     assert main(args) == 0
     text = (report / "ocr.md").read_text()
-    assert f"Written by `python -m distill.ocr_report {' '.join(args)}`" in text
+    # Absolute paths of this machine are named (the models' parent, the report directory), not printed.
+    shown = ["$RUNS/student", "--data", str(data), "--report-dir", "$OUT", *args[5:]]
+    assert f"Written by `python -m distill.ocr_report {' '.join(shown)}`" in text
+    assert (
+        f"`$RUNS`: the directory holding the models' runs (here `…/{'/'.join(quickstart_run.parts[-2:])}`)"
+        in text
+    )
     assert "Measured on " in text and "Tesseract " in text
     results = json.loads((report / "ocr.json").read_text())
     assert [s["name"] for s in results["settings"]] == ["as is, 100 dpi", "enlarged ×2, 200 dpi"]
@@ -74,7 +80,7 @@ def test_the_report_on_clean_rendered_forms(quickstart_run: Path, tmp_path: Path
         if words["matched"] == words["same_text"] == words["gold"]:  # every word read right, one to one
             assert ocr["f1"] == pytest.approx(model["gold_words"]["f1"])
         assert abs(ocr["f1"] - model["gold_words"]["f1"]) <= 0.1
-        assert f"| `{args[0]}` | as given | segment | {setting['name']} |" in text
+        assert f"| `$RUNS/student` | as given | segment | {setting['name']} |" in text
 
 
 def test_the_gold_column_is_cross_checked_against_the_run_only_on_its_own_data(tmp_path: Path) -> None:
@@ -105,7 +111,9 @@ def test_the_command_names_absolute_model_paths_by_a_placeholder(tmp_path: Path)
         ]
     )
     named = placeholders(args)
-    assert named == {"$RUNS": str(runs)}, "the models' common parent, and no $OUT for a relative report dir"
+    assert named == {"$RUNS": str(runs)}, (
+        "the models' parents' common path; no $OUT for a relative report dir"
+    )
     results = {"placeholders": named}
     assert shown(str(runs / "t6" / "onnx" / "student" / "int8"), results) == "$RUNS/t6/onnx/student/int8"
     assert shown("runs/latest", results) == "runs/latest", "a relative path stays as given"
