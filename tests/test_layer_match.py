@@ -86,7 +86,9 @@ def test_layer_terms_are_off_at_weight_zero_and_change_the_student_otherwise(
     plain = student_weights(tmp_path, teacher_run, "kd")
     zero = student_weights(tmp_path, teacher_run, "zero", "--hidden-weight", "0", "--attention-weight", "0")
     for key, value in plain.items():
-        torch.testing.assert_close(zero[key], value, rtol=0, atol=0, msg=key)
+        # Two processes: a BLAS may sum in another order between them (2 threads, a busy CPU), so not
+        # bit for bit; a live term moves the weights by more than 1e-4 (below).
+        torch.testing.assert_close(zero[key], value, rtol=0, atol=1e-6, msg=key)
     for flags in (["--hidden-weight", "1"], ["--attention-weight", "1"]):
         matched = student_weights(tmp_path, teacher_run, flags[0].strip("-"), *flags)
         moved = max(float((matched[k] - v).abs().max()) for k, v in plain.items())

@@ -26,7 +26,10 @@ SMALL = ["--preset", "quickstart", "--synthetic-forms", "16", "--max-words", "80
 
 
 def run_files(run: Path) -> set[str]:
-    return {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()}
+    """The run's files; a teacher-cache file by its folder alone, since its name hashes the teacher's
+    exact weights, which two processes' BLAS may round apart (RESUME_ATOL)."""
+    files = {p.relative_to(run) for p in run.rglob("*") if p.is_file()}
+    return {"teacher-cache/<key>.npz" if p.parent.name == "teacher-cache" else str(p) for p in files}
 
 
 def assert_students_share_one_vocabulary(run: Path) -> None:
@@ -137,8 +140,10 @@ def model_weights(run: Path) -> dict[str, dict[str, np.ndarray]]:
 
 # Resuming restores the model, optimizer, scheduler and RNG states, so on CPU the resumed run ends
 # where the uninterrupted one does; the tolerance (met on 2 CPU cores) only allows for sums that
-# a BLAS may order differently between processes.
-RESUME_ATOL = 1e-6
+# a BLAS may order differently between processes. On a busy CPU the attention key biases, which get
+# no gradient (softmax ignores a constant added to every key) and hold only rounding noise near
+# 1e-7, came 1.1e-6 apart; a resume that lost any state moves weights by orders of magnitude more.
+RESUME_ATOL = 1e-5
 
 
 def test_killed_run_resumes_from_its_checkpoint_and_ends_with_the_same_weights(tmp_path: Path) -> None:
