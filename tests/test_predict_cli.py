@@ -259,5 +259,7 @@ def test_an_openvino_failure_is_named_by_its_cause_not_its_trace() -> None:
         "Cannot allocate 1073741824 bytes for the weights of MatMul_12\n"
     )
     assert reason(err) == "Cannot allocate 1073741824 bytes for the weights of MatMul_12"
-    assert reason(RuntimeError("Exception from src/inference/src/cpp/core.cpp:132:\n")).startswith("Exception")
+    assert reason(RuntimeError("Exception from src/inference/src/cpp/core.cpp:132:\n")).startswith(
+        "Exception"
+    )
     assert reason(RuntimeError("")) == "RuntimeError"
