@@ -37,7 +37,7 @@ from distill.predict import (
     select_inputs,
 )
 from distill.predict.onnx_runtime import cuda_problem
-from distill.predict.openvino_runtime import IR_FILE
+from distill.predict.openvino_runtime import IR_FILE, reason
 from export import openvino_ir, validate
 from export.convert import MODEL_FILE, copy_preprocessing_files, describe, export_fp32
 from export.fp16 import to_fp16
@@ -573,7 +573,7 @@ class ModelExport:
             except DistillError as err:
                 result.error = str(err)
             except Exception as err:  # a rung NNCF or OpenVINO cannot build or run is recorded, not fatal
-                result.error = f"{err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                result.error = f"{err.__class__.__name__}: {reason(err)}"  # the cause, not OpenVINO's trace
             else:
                 result.f1 = verdict["f1"]
                 result.delta_f1_points = verdict["delta_f1_points"]
