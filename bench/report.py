@@ -32,7 +32,7 @@ from bench.runtimes import (
 )
 from bench.timing import P95_MIN_ROUNDS
 from distill import atomic
-from distill.commands import portable_command
+from distill.commands import portable_command, portable_run
 from distill.report import per_type_table
 
 MARKDOWN = "benchmark.md"
@@ -446,7 +446,7 @@ def header_lines(summary: dict[str, Any]) -> list[str]:
         f"- **Versions**: Python {machine['python']}, {versions}",
         f"- **Written by**: `pytest bench --benchmark-only --run-dir {run_dir}` (after `python -m export.onnx` on that "
         f"run{'; RUN: the run directory below' if run_dir == 'RUN' else ''})",
-        f"- **Run**: `{run['path']}`; data: {run['data']}"
+        f"- **Run**: {portable_run(run['path'])}; data: {run['data']}"
         + (f", {_forms(run)}" if run.get("test_forms") else "")
         + f", windows of {run['max_length']} tokens (stride {run['stride']})",
     ]

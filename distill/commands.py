@@ -48,6 +48,13 @@ def portable_command(
     return " ".join(out)
 
 
+def portable_run(run: str | Path, cwd: Path | None = None) -> str:
+    """How a report names its run directory: relative under the working directory, else RUN with the
+    directory's name (the reader's run lives elsewhere; its name says which one was meant)."""
+    word = portable_command([str(run)], {"RUN": run}, cwd)
+    return f"`{word}`" + (f" (a run directory named `{Path(run).name}`)" if word == "RUN" else "")
+
+
 def uses_placeholder(command: str, name: str) -> bool:
     for word in command.split():
         value = word.partition("=")[2] if word.startswith("--") else word

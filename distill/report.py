@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from distill import atomic
-from distill.commands import portable_command
+from distill.commands import portable_command, portable_run
 from distill.machine import machine_summary
 
 TRAINING_REPORT = "training.md"
@@ -55,7 +55,7 @@ def render_training_report(metrics: dict[str, Any], run: Path) -> str:
     lines = [
         "# Training report",
         "",
-        f"Run `{run}` on {machine_summary()}. Written by `python -m distill.train`; the run's "
+        f"Run {portable_run(run)} on {machine_summary()}. Written by `python -m distill.train`; the run's "
         f"config.toml holds every option: `python -m distill.train --config {where}/config.toml "
         f"--output-dir NEW_DIR` repeats it{' (RUN: that run directory)' if where == 'RUN' else ''}.",
         f"Data: `{metrics.get('data')}` — {metrics.get('train_forms')} training forms, "

@@ -42,7 +42,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from export.isa import has_vnni
 from export.optimize import quiet_optimizer
-from export.timing import LATENCY_TIE
+from export.timing import LATENCY_TIE, beyond_noise
 
 # Fused contrib ops (Attention, SkipLayerNormalization...) have no ONNX shape inference: tell the
 # quantiser their outputs are float rather than let it skip the MatMuls that follow them.
@@ -230,6 +230,6 @@ def choose(results: Sequence[AttemptResult], margin: float = LATENCY_TIE) -> Att
         return None
     plain = passing[0]
     fastest = min(passing, key=lambda r: r.latency_ms)  # type: ignore[arg-type,return-value]
-    if fastest is not plain and fastest.latency_ms < plain.latency_ms * (1.0 - margin):  # type: ignore[operator]
+    if fastest is not plain and beyond_noise(fastest.latency_ms, plain.latency_ms, margin):  # type: ignore[arg-type]
         return fastest
     return plain

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from export.timing import LATENCY_TIE
+from export.timing import LATENCY_TIE, beyond_noise
 
 CPU_ORDER = ("fp32", "fp32-optimized", "int8", "openvino", "openvino-int8")
 BATCH_STABLE_SHARE = 0.005  # of the gate's words: rounding noise below, batch-dependent scales above
@@ -77,7 +77,7 @@ class Candidate:
 def faster(a: Candidate, b: Candidate, margin: float) -> bool:
     """a is faster than b beyond the margin at every shape both were timed at (and there is one)."""
     shapes = [s for s in a.timings if s in b.timings]
-    return bool(shapes) and all(a.timings[s] < b.timings[s] * (1.0 - margin) for s in shapes)
+    return bool(shapes) and all(beyond_noise(a.timings[s], b.timings[s], margin) for s in shapes)
 
 
 def choose_cpu(

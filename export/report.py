@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from distill import atomic
-from distill.commands import portable_command, uses_placeholder
+from distill.commands import portable_command, portable_run, uses_placeholder
 from distill.report import per_type_table
 
 
@@ -33,7 +33,7 @@ def render(manifest: dict[str, Any]) -> str:
         "",
         f"Written by `{written_by(manifest)}`"
         + ("; RUN: the run directory below." if uses_placeholder(written_by(manifest), "RUN") else "."),
-        f"Run `{manifest['run']}`, exported {manifest['created']} on {manifest['machine']['cpu']} "
+        f"Run {portable_run(manifest['run'])}, exported {manifest['created']} on {manifest['machine']['cpu']} "
         f"({manifest['machine']['threads']} threads; int8 features: {', '.join(manifest['machine']['int8_features']) or 'none'}).",
         ", ".join(
             f"{name} {manifest['versions'][name]}"

@@ -63,6 +63,14 @@ def interleaved(
     return stats, others
 
 
+def beyond_noise(fast_ms: float, slow_ms: float, margin: float) -> bool:
+    """fast_ms is faster than slow_ms by more than the margin, as a speed ratio: slow/fast > 1 + margin.
+
+    A ratio, not `fast < slow * (1 - margin)`: at a margin of 100 % or more (a busy machine) that
+    form rules out every candidate, however fast; this one asks for a bigger speed-up instead."""
+    return fast_ms * (1.0 + margin) < slow_ms
+
+
 def margin(stats: dict[str, dict[str, float]], others_cores: float, cores: int | None = None) -> float:
     """How much faster than the plain recipe another must be to count: the tie, the worst spread,
     and the share of the cores other processes held while timing (their work lands on some rounds)."""

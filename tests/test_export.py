@@ -207,7 +207,12 @@ def test_report_goes_to_the_report_dir(exported: dict) -> None:
     # The command as it ran, options included, so the report can be regenerated exactly; the run
     # directory (absolute, outside the working directory) as the placeholder RUN, explained.
     assert "Written by `python -m export.onnx --run-dir RUN --report-dir " in text
-    assert "; RUN: the run directory below." in text and f"Run `{exported['manifest']['run']}`" in text
+    run = Path(exported["manifest"]["run"])
+    assert (
+        "; RUN: the run directory below." in text
+        and f"Run `RUN` (a run directory named `{run.name}`)" in text
+    )
+    assert str(run) not in text, "no path of the writer's machine"
     assert "--latency-repeats 2 --parity-windows 16 --calibration-windows 8`" in text
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.report import header_lines
-from distill.commands import portable_command
+from distill.commands import portable_command, portable_run
 from export.report import written_by
 from tests.test_bench_report import summary
 
@@ -63,3 +63,31 @@ def test_the_export_report_names_its_run_directory_by_placeholder_or_as_given() 
     assert written_by(given) == "python -m export.onnx --run-dir runs/x --models student", (
         "relative: as given"
     )
+
+
+def test_the_run_lines_name_an_outside_run_by_placeholder_and_never_its_path(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Not only the commands: the bench and training reports' "Run" lines carry no writer's path (the
+    export report's: tests/test_export.py)."""
+    from distill.report import render_training_report
+
+    monkeypatch.chdir(tmp_path)
+    assert portable_run("/else/where/runs/r7") == "`RUN` (a run directory named `r7`)"
+    assert portable_run(tmp_path / "runs" / "r7") == "`runs/r7`", "under the working directory: relative"
+    run_line = next(line for line in header_lines(summary()) if "**Run**" in line)
+    assert "/runs/x" not in run_line and "`RUN` (a run directory named `x`)" in run_line
+    training = render_training_report(
+        {"models": {}, "data": "synthetic", "encoding": {"max_length": 128, "stride": 32}},
+        Path("/else/where/runs/r7"),
+    )
+    assert "/else/where" not in training and "Run `RUN` (a run directory named `r7`)" in training
+
+
+def test_a_local_dataset_is_described_as_given_not_resolved(tmp_path: Path, monkeypatch) -> None:
+    from distill.data import describe_source
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    assert "directory at mine (" in describe_source(str(tmp_path / "mine")), "under the working directory"
+    assert "FUNSD release at ../elsewhere/funsd " in describe_source("../elsewhere/funsd"), "as given"
