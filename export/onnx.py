@@ -359,6 +359,8 @@ def summary(manifest: dict[str, Any]) -> str:
             diff = fig.get("parity", {}).get("max_abs_diff")
             parity = "" if diff is None else f", max |diff| {diff:.2e}"
             lines.append(f"  {variant:<15} {fig['size_bytes'] / 1e6:8.2f} MB  {f1}{parity}")
+        for variant, failed in model.get("not_built", {}).items():
+            lines.append(f"  {variant:<15} not built: {failed['error']}")
     return "\n".join(lines)
 
 

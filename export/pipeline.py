@@ -13,6 +13,7 @@ variant to recommend is then chosen from their interleaved timings (export/recom
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -50,6 +51,14 @@ from export.timing import ROUNDS, interleaved, margin
 
 VARIANTS = ("fp32", "fp32-optimized", "int8", "fp16", "openvino", "openvino-int8")
 ONNX_DIR = "onnx"
+
+
+class NotBuilt(DistillError):
+    """A variant none of whose rungs could be built: the model's other variants are still exported."""
+
+    def __init__(self, message: str, attempts: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.attempts = attempts
 
 
 @dataclass
@@ -349,9 +358,15 @@ class ModelExport:
                         variants["openvino"] = variants_ov
                         steps.update()
                     if "openvino-int8" in wanted:
-                        variants["openvino-int8"] = self.openvino_int8(
-                            fp32_dir, ov_dir / IR_FILE, tmp / "openvino-int8", scratch
-                        )
+                        try:
+                            variants["openvino-int8"] = self.openvino_int8(
+                                fp32_dir, ov_dir / IR_FILE, tmp / "openvino-int8", scratch
+                            )
+                        except NotBuilt as err:  # the other variants stand: recorded, not fatal
+                            entry["not_built"] = {
+                                "openvino-int8": {"error": str(err), "attempts": err.attempts}
+                            }
+                            tqdm.write(f"warning: {err}", file=sys.stderr)
                         steps.update()
                 steps.close()
                 # The CPU choice: every variant kept, timed against the others in the same rounds.
@@ -362,7 +377,7 @@ class ModelExport:
         for variant, figures in variants.items():
             model_file = IR_FILE if variant.startswith("openvino") else MODEL_FILE
             figures["path"] = f"{ONNX_DIR}/{self.name}/{variant}/{model_file}"
-        entry["variants"] = {v: variants[v] for v in wanted}
+        entry["variants"] = {v: variants[v] for v in wanted if v in variants}
         entry.update(recommend(variants, self.options.int8_budget))
         return entry
 
@@ -586,9 +601,10 @@ class ModelExport:
                 break  # NNCF's rungs cost calibration passes: the first through the gate is kept
         scored = [r for r in results if r.f1 is not None]
         if not scored:
-            raise DistillError(
+            raise NotBuilt(
                 f"{self.name}: every OpenVINO int8 attempt failed: "
-                + "; ".join(f"{r.name}: {r.error}" for r in results)
+                + "; ".join(f"{r.name}: {r.error}" for r in results),
+                [vars(r) for r in results],
             )
         passing = [r for r in scored if r.meets_budget]
         chosen = (

@@ -94,6 +94,8 @@ def render(manifest: dict[str, Any]) -> str:
                 f"{_sensitivity(fig.get('batch_sensitivity'))} | "
                 f"{_num(fig.get('latency_ms'), '.2f')} | {_num(fig.get('export_seconds'), '.1f')} |"
             )
+        for variant, failed in model.get("not_built", {}).items():
+            lines.append(f"| {variant} — **not built**: {failed['error']} | | | | | | | | | | |")
         lines.append("")
         notes = []
         if "fp32-optimized" in model["variants"]:

@@ -567,3 +567,38 @@ def test_a_run_without_its_student_says_which_models_were_found_and_expected(
         "student-baseline",
     ]
     assert "**Not exported**: student" in (tmp_path / "export.md").read_text()
+
+
+def test_an_openvino_int8_no_rung_can_build_is_recorded_and_the_other_variants_stand(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Every NNCF rung's IR made unreadable after NNCF wrote it (OpenVINO's own error, as when a real-size
+    LayoutLMv3's int8 IR fails constant folding): the model's other variants are exported, the failure is
+    in the manifest and the report, and the variant is never recommended."""
+    from export import openvino_ir
+
+    real_quantize = openvino_ir.quantize
+
+    def broken(attempt, fp32_ir, folder, calibration, validation):  # noqa: ANN001, ANN202
+        details = real_quantize(attempt, fp32_ir, folder, calibration, validation)
+        (folder / "openvino_model.xml").write_text("<net>cut short")  # what OpenVINO then cannot read
+        return details
+
+    monkeypatch.setattr(openvino_ir, "quantize", broken)
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("onnx"))
+    args = ["--run-dir", str(copy), "--models", "student", "--variants", "fp32,openvino,openvino-int8",
+            "--openvino-attempts", "nncf-transformer", "--report-dir", str(tmp_path), *FAST]  # fmt: skip
+    assert export_cli.main(args) == 0
+    out = capsys.readouterr()
+    assert "warning: student: every OpenVINO int8 attempt failed: nncf-transformer:" in out.err
+    entry = json.loads((copy / "onnx" / "manifest.json").read_text())["models"]["student"]
+    assert list(entry["variants"]) == ["fp32", "openvino"] and entry["recommended_cpu"] != "openvino-int8"
+    (attempt,) = entry["not_built"]["openvino-int8"]["attempts"]
+    assert attempt["name"] == "nncf-transformer" and attempt["error"] and attempt["f1"] is None
+    assert not (copy / "onnx" / "student" / "openvino-int8").exists()
+    assert (
+        "openvino-int8 — **not built**: student: every OpenVINO int8 attempt failed"
+        in (tmp_path / "export.md").read_text()
+    )
+    assert "openvino-int8   not built:" in out.out
