@@ -94,6 +94,11 @@ class Catalog:
                 "no trained model in this run directory: run `python -m distill.train` first", run
             )
 
+    def not_built(self, model: str, variant: str) -> str | None:
+        """Why the export could not build this variant (onnx/manifest.json `not_built`), or None."""
+        failed = self.manifest.get("models", {}).get(model, {}).get("not_built", {}).get(variant)
+        return failed["error"] if failed else None
+
     def onnx_path(self, model: str, variant: str) -> Path | None:
         """The variant's model file: the manifest's path, else the layout DESIGN.md fixes."""
         record = manifest_variant(self.manifest, model, variant)

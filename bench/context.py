@@ -204,8 +204,11 @@ class Bench:
             return self.openvino_reference_path(model)
         path = self.catalog.onnx_path(model, runtime.variant or "")
         if path is None:
+            failed = self.catalog.not_built(model, runtime.variant or "")
             raise Unavailable(
-                f"no {runtime.variant} ONNX export of {model}: run `python -m export.onnx --run-dir {self.run}`"
+                f"the export could not build {model}'s {runtime.variant}: {failed}"
+                if failed
+                else f"no {runtime.variant} ONNX export of {model}: run `python -m export.onnx --run-dir {self.run}`"
             )
         return path
 

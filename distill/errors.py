@@ -13,4 +13,5 @@ class DistillError(Exception):
 
     def __init__(self, message: str, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else None
+        self.message = message
         super().__init__(f"{path}: {message}" if path is not None else message)

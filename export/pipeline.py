@@ -53,6 +53,14 @@ VARIANTS = ("fp32", "fp32-optimized", "int8", "fp16", "openvino", "openvino-int8
 ONNX_DIR = "onnx"
 
 
+def rung_error(err: DistillError, folder: Path) -> str:
+    """A rung's error as the manifest keeps it: a file in the rung's scratch folder (gone once the export
+    ends, and a path of this machine) named by its file name only."""
+    if err.path is not None and (err.path == folder or folder in err.path.parents):
+        return f"{err.path.relative_to(folder)}: {err.message}"
+    return str(err)
+
+
 class NotBuilt(DistillError):
     """A variant none of whose rungs could be built: the model's other variants are still exported."""
 
@@ -420,7 +428,7 @@ class ModelExport:
                     backend, f"int8 {name}", self.options.int8_budget, validate.INT8_AGREEMENT_FLOOR
                 )
             except DistillError as err:
-                result.error = str(err)
+                result.error = rung_error(err, folder)
             except Exception as err:  # a rung that onnxruntime cannot build or run is recorded, not fatal
                 result.error = f"{err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''}"
             else:
@@ -586,7 +594,7 @@ class ModelExport:
                     backend, f"openvino-int8 {name}", self.options.int8_budget, validate.INT8_AGREEMENT_FLOOR
                 )
             except DistillError as err:
-                result.error = str(err)
+                result.error = rung_error(err, folder)
             except Exception as err:  # a rung NNCF or OpenVINO cannot build or run is recorded, not fatal
                 result.error = f"{err.__class__.__name__}: {reason(err)}"  # the cause, not OpenVINO's trace
             else:

@@ -20,19 +20,37 @@ def _num(value: float | None, fmt: str) -> str:
 
 
 def written_by(manifest: dict[str, Any]) -> str:
-    """The export command, its run directory as RUN unless given relative (distill/commands.py)."""
+    """The export command, its run directory as RUN and its report directory as REPORT_DIR unless given
+    relative (distill/commands.py)."""
     words = shlex.split(
         manifest.get("command") or f"python -m export.onnx --run-dir {shlex.quote(manifest['run'])}"
     )
-    return portable_command(words, {"RUN": manifest["run"]})
+    placeholders = {"RUN": manifest["run"]}
+    for i, word in enumerate(words):
+        if word == "--report-dir" and i + 1 < len(words):
+            placeholders["REPORT_DIR"] = words[i + 1]
+        elif word.startswith("--report-dir="):
+            placeholders["REPORT_DIR"] = word.partition("=")[2]
+    return portable_command(words, placeholders)
+
+
+def placeholders_said(command: str) -> str:
+    said = [
+        note
+        for name, note in (
+            ("RUN", "RUN: the run directory below"),
+            ("REPORT_DIR", "REPORT_DIR: where this report went"),
+        )
+        if uses_placeholder(command, name)
+    ]
+    return f"; {'; '.join(said)}." if said else "."
 
 
 def render(manifest: dict[str, Any]) -> str:
     lines = [
         "# ONNX export",
         "",
-        f"Written by `{written_by(manifest)}`"
-        + ("; RUN: the run directory below." if uses_placeholder(written_by(manifest), "RUN") else "."),
+        f"Written by `{written_by(manifest)}`{placeholders_said(written_by(manifest))}",
         f"Run {portable_run(manifest['run'])}, exported {manifest['created']} on {manifest['machine']['cpu']} "
         f"({manifest['machine']['threads']} threads; int8 features: {', '.join(manifest['machine']['int8_features']) or 'none'}).",
         ", ".join(

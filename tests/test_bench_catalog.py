@@ -36,6 +36,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "student": {
                 "pytorch": {"f1": 0.5},
                 "variants": {"int8": {"path": "onnx/student/int8/model.onnx", "size_bytes": 10, "f1": 0.4}},
+                "not_built": {
+                    "openvino-int8": {
+                        "error": "openvino_model.xml: OpenVINO could not compile",
+                        "attempts": [],
+                    }
+                },
             }
         }
     }
@@ -49,6 +55,16 @@ def test_models_are_discovered_in_order(run: Path) -> None:
     catalog = Catalog(run)
     assert catalog.models["student-layout"].model_type == "layoutlm"
     assert not catalog.timing_only
+
+
+def test_a_variant_the_export_could_not_build_says_why(run: Path) -> None:
+    catalog = Catalog(run)
+    assert catalog.not_built("student", "openvino-int8") == "openvino_model.xml: OpenVINO could not compile"
+    assert (
+        catalog.not_built("student", "int8") is None
+        and catalog.not_built("student-layout", "openvino") is None
+    )
+    assert catalog.onnx_path("student", "openvino-int8") is None
 
 
 def test_figures_come_from_the_manifest_then_metrics(run: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench.report import header_lines
 from distill.commands import portable_command, portable_run
-from export.report import written_by
+from export.report import placeholders_said, written_by
 from tests.test_bench_report import summary
 
 MPNET = "/root/.cache/offline-models/all-mpnet-base-v2"
@@ -59,6 +59,11 @@ def test_the_export_report_names_its_run_directory_by_placeholder_or_as_given() 
     run = "/tmp/tinyf/runs/20261130-151803"
     manifest = {"command": f"python -m export.onnx --run-dir {run} --report-dir {run}/reports", "run": run}
     assert written_by(manifest) == "python -m export.onnx --run-dir RUN --report-dir RUN/reports"
+    elsewhere = {"command": f"python -m export.onnx --run-dir {run} --report-dir /else/where/rep", "run": run}
+    assert written_by(elsewhere) == "python -m export.onnx --run-dir RUN --report-dir REPORT_DIR"
+    assert placeholders_said(written_by(elsewhere)) == (
+        "; RUN: the run directory below; REPORT_DIR: where this report went."
+    )
     given = {"command": "python -m export.onnx --run-dir runs/x --models student", "run": "/somewhere/runs/x"}
     assert written_by(given) == "python -m export.onnx --run-dir runs/x --models student", (
         "relative: as given"
