@@ -48,6 +48,16 @@ def portable_command(
     return " ".join(out)
 
 
+def shown_path(value: str, cwd: Path | None = None) -> str:
+    """A path for prose (not a command, so never shell-quoted): as given, or relative when it lies
+    under the working directory."""
+    cwd = (cwd or Path.cwd()).resolve()
+    path = Path(value).expanduser()
+    if path.is_absolute() and (cwd == path or cwd in path.parents):
+        return os.path.relpath(path, cwd)
+    return value
+
+
 def portable_run(run: str | Path, cwd: Path | None = None) -> str:
     """How a report names its run directory: relative under the working directory, else RUN with the
     directory's name (the reader's run lives elsewhere; its name says which one was meant)."""

@@ -19,7 +19,7 @@ from typing import Literal
 
 import datasets
 
-from distill.commands import portable_command
+from distill.commands import shown_path
 from distill.data.classlabel import is_dataset_dir, load_dataset_dir
 from distill.data.custom import is_funsd_release, load_custom_local
 from distill.data.funsd import load_funsd_local
@@ -137,7 +137,7 @@ def describe_source(
         )
     if kind == "local":
         path = Path(source).expanduser()
-        shown = portable_command([source])  # as given, or relative under the working directory
+        shown = shown_path(source)
         if is_dataset_dir(path):
             return f"dataset directory {shown} (its own labels and boxes)"
         if path.is_dir() and not is_funsd_release(path):
