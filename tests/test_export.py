@@ -209,7 +209,7 @@ def test_report_goes_to_the_report_dir(exported: dict) -> None:
     assert "Written by `python -m export.onnx --run-dir RUN --report-dir " in text
     run = Path(exported["manifest"]["run"])
     assert (
-        "; RUN: the run directory below." in text
+        "; RUN: the run directory below; REPORT_DIR: where this report went." in text
         and f"Run `RUN` (a run directory named `{run.name}`)" in text
     )
     assert str(run) not in text, "no path of the writer's machine"
