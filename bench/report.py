@@ -32,7 +32,7 @@ from bench.runtimes import (
 )
 from bench.timing import P95_MIN_ROUNDS
 from distill import atomic
-from distill.commands import portable_command, portable_run
+from distill.commands import portable_run, run_word
 from distill.report import per_type_table
 
 MARKDOWN = "benchmark.md"
@@ -431,7 +431,7 @@ def headline(rows: list[dict[str, Any]], notes: dict[str, Any] | None = None) ->
 
 def header_lines(summary: dict[str, Any]) -> list[str]:
     machine, run = summary["machine"], summary["run"]
-    run_dir = portable_command([run["path"]], {"RUN": run["path"]})  # relative, or RUN: no writer's path
+    run_dir = run_word(run["path"])  # relative, or RUN: no writer's path
     versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items())
     lines = [f"# Benchmark: {run['name']}", ""]
     if run.get("timing_only"):

@@ -13,13 +13,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
+def _relative_under(path: Path, cwd: Path) -> str | None:
+    """`path` relative to the working directory when it lies under it, else None."""
+    return os.path.relpath(path, cwd) if cwd == path or cwd in path.parents else None
+
+
 def _portable_path(value: str, placeholders: Mapping[str, str], cwd: Path) -> str | None:
     """The word for one absolute path, or None when `value` is not one (left as given)."""
     if not value.startswith(("/", "~")):
         return None
     path = Path(value).expanduser()
-    if cwd == path or cwd in path.parents:
-        return shlex.quote(os.path.relpath(path, cwd))
+    relative = _relative_under(path, cwd)
+    if relative is not None:
+        return shlex.quote(relative)
     for name, base in placeholders.items():
         base_path = Path(base).expanduser()
         if path == base_path or base_path in path.parents:
@@ -51,17 +57,20 @@ def portable_command(
 def shown_path(value: str, cwd: Path | None = None) -> str:
     """A path for prose (not a command, so never shell-quoted): as given, or relative when it lies
     under the working directory."""
-    cwd = (cwd or Path.cwd()).resolve()
     path = Path(value).expanduser()
-    if path.is_absolute() and (cwd == path or cwd in path.parents):
-        return os.path.relpath(path, cwd)
-    return value
+    relative = _relative_under(path, (cwd or Path.cwd()).resolve()) if path.is_absolute() else None
+    return value if relative is None else relative
+
+
+def run_word(run: str | Path, cwd: Path | None = None) -> str:
+    """A run directory as a command's word: relative under the working directory, else RUN."""
+    return portable_command([str(run)], {"RUN": run}, cwd)
 
 
 def portable_run(run: str | Path, cwd: Path | None = None) -> str:
     """How a report names its run directory: relative under the working directory, else RUN with the
     directory's name (the reader's run lives elsewhere; its name says which one was meant)."""
-    word = portable_command([str(run)], {"RUN": run}, cwd)
+    word = run_word(run, cwd)
     return f"`{word}`" + (f" (a run directory named `{Path(run).name}`)" if word == "RUN" else "")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from distill import atomic
-from distill.commands import portable_command, portable_run
+from distill.commands import portable_run, run_word
 from distill.machine import machine_summary
 
 TRAINING_REPORT = "training.md"
@@ -51,7 +51,7 @@ def per_type_table(models: dict[str, dict], labels: list[str] | None = None) -> 
 
 def render_training_report(metrics: dict[str, Any], run: Path) -> str:
     models: dict[str, dict] = metrics.get("models", {})
-    where = portable_command([str(run)], {"RUN": run})  # relative, or RUN (the run above): no writer's path
+    where = run_word(run)  # relative, or RUN (the run above): no writer's path
     lines = [
         "# Training report",
         "",

@@ -47,10 +47,11 @@ def placeholders_said(command: str) -> str:
 
 
 def render(manifest: dict[str, Any]) -> str:
+    command = written_by(manifest)
     lines = [
         "# ONNX export",
         "",
-        f"Written by `{written_by(manifest)}`{placeholders_said(written_by(manifest))}",
+        f"Written by `{command}`{placeholders_said(command)}",
         f"Run {portable_run(manifest['run'])}, exported {manifest['created']} on {manifest['machine']['cpu']} "
         f"({manifest['machine']['threads']} threads; int8 features: {', '.join(manifest['machine']['int8_features']) or 'none'}).",
         ", ".join(

@@ -96,3 +96,5 @@ def test_a_local_dataset_is_described_as_given_not_resolved(tmp_path: Path, monk
     (tmp_path / "mine").mkdir()
     assert "directory at mine (" in describe_source(str(tmp_path / "mine")), "under the working directory"
     assert "FUNSD release at ../elsewhere/funsd " in describe_source("../elsewhere/funsd"), "as given"
+    # The case above reads the same resolved or not; a home path tells them apart (not expanded).
+    assert "FUNSD release at ~/elsewhere/funsd " in describe_source("~/elsewhere/funsd"), "as given"
