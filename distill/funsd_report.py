@@ -55,6 +55,7 @@ from distill.machine import machine_summary, package_versions
 from distill.predict.loading import recommended_cpu_variant
 from distill.report import run_types
 from distill.run_dir import read_json
+from distill.study_cache import collect_from, share_into
 
 ENSEMBLE = "ensemble"  # --teacher value: the seed's plain text and layout students, logits averaged
 LAYOUT_STUDENT = "layout-student"  # --teacher value: the layout-aware student's architecture, trained longer
@@ -220,6 +221,8 @@ def train_one(args: argparse.Namespace, seed: int, row: Row, out: Path, threads:
     # kernel killed it; two arenas and early trimming kept it near 2.8 GB at the same speed.
     env = {**GLIBC_MALLOC, **os.environ, "OMP_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "distill.train", *train_args(args, seed, row, out)]
+    if row.distilled:
+        share_into(run, out)  # the targets of a teacher another run already passed over these forms
     start = time.perf_counter()
     print(f"start  seed {seed} {row.kind}", flush=True)
     with open(run / "train.log", "a") as log:
@@ -227,6 +230,8 @@ def train_one(args: argparse.Namespace, seed: int, row: Row, out: Path, threads:
     seconds = time.perf_counter() - start
     if code != 0:
         raise DistillError(f"training failed (exit {code}); see its train.log", run)
+    if row.distilled:
+        collect_from(run, out)
     # Summed over the calls that ran it: a run resumed in parts counts every part.
     before = read_json(run / WALL).get("seconds", 0.0) if (run / WALL).is_file() else 0.0
     atomic.write_json(run / WALL, {"seconds": round(before + seconds, 1), "threads": threads})
@@ -321,6 +326,7 @@ def collect(out: Path, args: argparse.Namespace) -> dict[Row, list[dict[str, Any
                     **(variant_record(run, model, recommended[1]) or {}),
                 }
             record["teacher_cache_seconds"] = metrics.get("teacher_cache_seconds", 0.0)
+            record["teacher_targets"] = metrics.get("teacher_targets", "computed")
             record["test_forms"] = metrics.get("test_forms")
             record["wall_seconds"] = read_json(run / WALL)["seconds"] if (run / WALL).is_file() else None
             if row is TEACHER_ROW and (source := reused_teacher(run)) is not None:
@@ -394,13 +400,20 @@ def overhead_cell(row: Row, records: list[dict[str, Any]], plain: list[dict[str,
     if not row.distilled:
         return "—"
     plain_seconds = {p["seed"]: p["train_seconds"] for p in plain}
+    # A run that read the targets another run computed (study_cache.py) paid nothing for them.
+    computed = [r for r in records if r.get("teacher_targets") != "cache"]
+    reused = len(records) - len(computed)
+    read = "read the teacher's targets from the study's cache"
+    note = f"; {reused} of {len(records)} runs {read}" if reused else ""
+    if not computed:
+        return f"none: {'the run' if reused == 1 else f'all {reused} runs'} {read}"
     shares = [
-        r["teacher_cache_seconds"] / plain_seconds[r["seed"]] for r in records if r["seed"] in plain_seconds
+        r["teacher_cache_seconds"] / plain_seconds[r["seed"]] for r in computed if r["seed"] in plain_seconds
     ]
     if not shares:
         return "plain run not finished"
-    seconds = statistics.fmean(r["teacher_cache_seconds"] for r in records)
-    return f"{seconds:.0f} s ({fmt(shares, 100.0, 0)} %)"
+    seconds = statistics.fmean(r["teacher_cache_seconds"] for r in computed)
+    return f"{seconds:.0f} s ({fmt(shares, 100.0, 0)} %){note}"
 
 
 def render(
@@ -488,7 +501,9 @@ def render(
         "",
         "int8 columns: `python -m export.onnx --models student` on each run; ΔF1 is against that export's "
         "own PyTorch score. KD overhead: the teacher's pass over the student's training forms (and the "
-        "transfer set, if any); the teacher's own fine-tuning is its row's train time, paid once "
+        "transfer set, if any), averaged over the runs that computed it: a run that found the same "
+        "teacher's targets for the same forms in the study's cache (`<output-dir>/teacher-cache`) read "
+        "them instead; the teacher's own fine-tuning is its row's train time, paid once "
         + ("for the whole study." if shared else "per seed."),
         "",
         "Entity F1 per type:",

@@ -91,7 +91,10 @@ def test_best_method_rows_are_named_after_their_options_and_share_the_teacher(tm
 
 
 def test_one_teacher_serves_every_seed_and_a_study_reports_in_parts(tmp_path: Path) -> None:
-    study = tiny_study("--teacher", "tiny", "--teacher-as-is", "--teacher-seed", "0", "--seeds", "0", "1")
+    # One job at a time: a seed's layout-kd run then always starts after its text-kd run cached the targets.
+    study = tiny_study(
+        "--teacher", "tiny", "--teacher-as-is", "--teacher-seed", "0", "--seeds", "0", "1", "--jobs", "1"
+    )  # fmt: skip
     proc = run_cli(study, cwd=tmp_path)
     assert not (tmp_path / "study" / "seed1" / "teacher").exists(), "--teacher-seed trains one teacher"
     for seed in (0, 1):
@@ -110,6 +113,16 @@ def test_one_teacher_serves_every_seed_and_a_study_reports_in_parts(tmp_path: Pa
     teacher_row = next(line for line in report.splitlines() if line.startswith("| teacher |"))
     assert "±" not in teacher_row, "one teacher run has no spread to show"
     assert "paid once for the whole study" in report
+    # One teacher, the same forms: a seed's first distilled run computes its targets, the next reads
+    # them (synthetic forms differ by seed, so each seed computes its own).
+    study_files = {p.name for p in (tmp_path / "study" / "teacher-cache").glob("*.npz")}
+    assert len(study_files) == 2
+    for seed in (0, 1):
+        for kind, source in (("text-kd", "computed"), ("layout-kd", "cache")):
+            run = tmp_path / "study" / f"seed{seed}" / kind
+            assert json.loads((run / "metrics.json").read_text())["teacher_targets"] == source, run
+            assert {p.name for p in (run / "teacher-cache").glob("*.npz")} <= study_files
+    assert "runs read the teacher's targets from the study's cache" in report
     assert "(no `--best-kd` was given: vanilla KD is the best method this study reports)" in report
 
     # A run not finished: the full report refuses, naming it; --partial reports what there is.

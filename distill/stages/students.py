@@ -113,6 +113,9 @@ def teacher_targets(
     targets, cached = cached_targets(run.dir, teachers, forms, run.config, with_vectors, is_main_process())
     if not cached or "teacher_cache_seconds" not in metrics:
         metrics["teacher_cache_seconds"] = round(time.perf_counter() - start, 2)
+        # "cache": another run computed them (a study shares one teacher's targets), so their cost
+        # was paid there, not here; a resumed run keeps what its first part recorded.
+        metrics["teacher_targets"] = "cache" if cached else "computed"
     return targets
 
 
