@@ -317,7 +317,7 @@ def collect(out: Path, args: argparse.Namespace) -> dict[Row, list[dict[str, Any
                 )
             record = dict(metrics["models"][model])
             record["seed"] = seed
-            record["run"] = str(run)
+            record["run"] = str(run.relative_to(out))  # under the study's output directory: portable
             record["int8"] = int8_record(run, model)
             recommended = recommended_cpu_variant(run, model)
             if recommended is not None:
@@ -956,6 +956,20 @@ def as_shown(value: object, args: argparse.Namespace) -> str:
     return next((name for name, path in paths.items() if path is not None and path == str(value)), str(value))
 
 
+def shown_paths(value: Any, args: argparse.Namespace) -> Any:
+    """`value` (the report's JSON) with every string that is, or lies under, an absolute model or
+    output directory of the command written as its placeholder, as the markdown writes it."""
+    if isinstance(value, dict):
+        return {key: shown_paths(item, args) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shown_paths(item, args) for item in value]
+    if isinstance(value, str):
+        for name, path in command_placeholders(args)[0].items():
+            if path is not None and (value == path or value.startswith(path.rstrip("/") + "/")):
+                return name + value[len(path.rstrip("/")) :]
+    return value
+
+
 def command_placeholders(args: argparse.Namespace) -> tuple[dict[str, str | None], dict[str, str]]:
     """Placeholders for the absolute model and output directories in the command (distill/commands.py)."""
 
@@ -997,9 +1011,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             title = f"FUNSD ({'held-out forms' if args.holdout_forms else 'test split'}), {speed['machine']}"
             atomic.write_bytes(Path(args.report_dir) / frontier_name, frontier_png(points, title))
         path = atomic.write_text(Path(args.report_dir) / name, report)
-        atomic.write_json(Path(args.report_dir) / name.replace(".md", ".json"), {
+        atomic.write_json(Path(args.report_dir) / name.replace(".md", ".json"), shown_paths({
             "command": command, "rows": {row.kind: records for row, records in rows.items()}, "speed": speed,
-        })  # fmt: skip
+        }, args))  # fmt: skip
     except DistillError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -123,6 +123,8 @@ def test_one_teacher_serves_every_seed_and_a_study_reports_in_parts(tmp_path: Pa
             assert json.loads((run / "metrics.json").read_text())["teacher_targets"] == source, run
             assert {p.name for p in (run / "teacher-cache").glob("*.npz")} <= study_files
     assert "runs read the teacher's targets from the study's cache" in report
+    written = json.loads((tmp_path / "reports" / "funsd.json").read_text())["rows"]
+    assert {r["run"] for r in written["text-kd"]} == {"seed0/text-kd", "seed1/text-kd"}, "no machine's paths"
     assert "(no `--best-kd` was given: vanilla KD is the best method this study reports)" in report
 
     # A run not finished: the full report refuses, naming it; --partial reports what there is.
@@ -274,7 +276,14 @@ def test_the_cost_targets_are_judged_from_f1_speed_and_the_recommended_variant()
 def test_a_reused_teacher_is_reported_with_the_forms_and_budget_of_the_run_that_trained_it(
     tmp_path: Path,
 ) -> None:
-    from distill.funsd_report import TEACHER_ROW, as_shown, build_parser, reused_note, reused_teacher
+    from distill.funsd_report import (
+        TEACHER_ROW,
+        as_shown,
+        build_parser,
+        reused_note,
+        reused_teacher,
+        shown_paths,
+    )
 
     source = tmp_path / "tuning" / "teacher-run"
     (source / "teacher").mkdir(parents=True)
@@ -303,3 +312,10 @@ def test_a_reused_teacher_is_reported_with_the_forms_and_budget_of_the_run_that_
     args = build_parser().parse_args(["--student", "/opt/models/minilm", "--teacher", "/opt/models/mpnet"])
     assert as_shown(args.student, args) == "$M" and as_shown(args.teacher, args) == "$T"
     assert as_shown("tiny", build_parser().parse_args(["--student", "tiny"])) == "tiny"
+    # ... and so are they in the JSON, wherever they appear, and paths under them; others stay.
+    record = {
+        "base": "/opt/models/minilm",
+        "speed": [{"model": "/opt/models/mpnet/x"}],
+        "other": "/opt/models/m",
+    }
+    assert shown_paths(record, args) == {"base": "$M", "speed": [{"model": "$T/x"}], "other": "/opt/models/m"}
