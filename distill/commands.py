@@ -26,12 +26,21 @@ def _portable_path(value: str, placeholders: Mapping[str, str], cwd: Path) -> st
     relative = _relative_under(path, cwd)
     if relative is not None:
         return shlex.quote(relative)
+    named = named_path(path, placeholders)
+    if named is not None:
+        name, rest = named
+        return name if rest == "." else f"{name}/{shlex.quote(rest)}"
+    return shlex.quote(value)
+
+
+def named_path(path: Path, placeholders: Mapping[str, str]) -> tuple[str, str] | None:
+    """(placeholder, the rest of `path` below its directory: "." for the directory itself) when
+    `path` is, or lies under, one of the `placeholders`' paths; else None."""
     for name, base in placeholders.items():
         base_path = Path(base).expanduser()
         if path == base_path or base_path in path.parents:
-            rest = path.relative_to(base_path).as_posix()
-            return name if rest == "." else f"{name}/{shlex.quote(rest)}"
-    return shlex.quote(value)
+            return name, path.relative_to(base_path).as_posix()
+    return None
 
 
 def portable_command(

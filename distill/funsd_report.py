@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from distill import atomic
-from distill.commands import placeholder_note, portable_command
+from distill.commands import named_path, placeholder_note, portable_command
 from distill.errors import DistillError
 from distill.funsd_plot import Point, frontier_png
 from distill.funsd_speed import (
@@ -959,15 +959,20 @@ def as_shown(value: object, args: argparse.Namespace) -> str:
 def shown_paths(value: Any, args: argparse.Namespace) -> Any:
     """`value` (the report's JSON) with every string that is, or lies under, an absolute model or
     output directory of the command written as its placeholder, as the markdown writes it."""
-    if isinstance(value, dict):
-        return {key: shown_paths(item, args) for key, item in value.items()}
-    if isinstance(value, list):
-        return [shown_paths(item, args) for item in value]
-    if isinstance(value, str):
-        for name, path in command_placeholders(args)[0].items():
-            if path is not None and (value == path or value.startswith(path.rstrip("/") + "/")):
-                return name + value[len(path.rstrip("/")) :]
-    return value
+    named = {name: path for name, path in command_placeholders(args)[0].items() if path is not None}
+
+    def shown(item: Any) -> Any:
+        if isinstance(item, dict):
+            return {key: shown(inner) for key, inner in item.items()}
+        if isinstance(item, list):
+            return [shown(inner) for inner in item]
+        if isinstance(item, str) and item.startswith(("/", "~")):
+            hit = named_path(Path(item).expanduser(), named)
+            if hit is not None:
+                return hit[0] if hit[1] == "." else f"{hit[0]}/{hit[1]}"
+        return item
+
+    return shown(value)
 
 
 def command_placeholders(args: argparse.Namespace) -> tuple[dict[str, str | None], dict[str, str]]:
