@@ -40,10 +40,10 @@ from bench.runtimes import (
     openvino_backend,
     torch_backend,
 )
+from distill.data.run_data import load_run_data, run_labels
 from distill.labels import LabelSet
 from distill.models import load_bundle, load_preprocessing
 from distill.predict import Backend
-from distill.run_dir import load_run_data, run_labels
 from distill.windows import WindowEncoder
 
 BATCH_SIZES = (1, 8)

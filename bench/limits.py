@@ -165,7 +165,7 @@ def bf16_reason(runtime: str) -> str | None:
 
         found = default_precision()
         return None if found == "bf16" else f"OpenVINO's CPU plugin runs {found} here, not native bf16"
-    from distill.preflight import bf16_refusal, cpu_features
+    from distill.hardware import bf16_refusal, cpu_features
 
     reason = bf16_refusal(*cpu_features())
     return f"no native bf16 here: {reason}" if reason else None

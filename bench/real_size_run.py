@@ -35,19 +35,13 @@ from transformers import (
 
 from bench.catalog import TIMING_ONLY_KEY, TIMING_ONLY_NOTE, count_params
 from distill import atomic
-from distill.config import TrainConfig
+from distill.builders import train_bpe_tokenizer, train_wordpiece_tokenizer, with_layout
+from distill.config import STUDENT_DEFAULT, TEACHER_DEFAULT, TrainConfig
+from distill.data.run_data import load_run_data, run_labels
 from distill.errors import DistillError
 from distill.labels import LabelSet
-from distill.models import (
-    STUDENT_DEFAULT,
-    TEACHER_DEFAULT,
-    Bundle,
-    label_kwargs,
-    train_bpe_tokenizer,
-    train_wordpiece_tokenizer,
-    with_layout,
-)
-from distill.run_dir import METRICS, dir_size, load_run_data, run_labels
+from distill.models import Bundle, label_kwargs
+from distill.run_dir import METRICS, dir_size
 
 # microsoft/layoutlmv3-base's config.json where it differs from LayoutLMv3Config's defaults.
 LAYOUTLMV3_BASE = {

@@ -33,7 +33,7 @@ from bench.runtimes import (
 from bench.timing import P95_MIN_ROUNDS
 from distill import atomic
 from distill.commands import portable_run, run_word
-from distill.report import per_type_table
+from distill.tables import per_type_table
 
 MARKDOWN = "benchmark.md"
 PLOT = "benchmark.png"

@@ -119,7 +119,7 @@ def ort_cuda_reason() -> str | None:
 
 def cpu_bf16_reason() -> str | None:
     """Why PyTorch bf16 on this CPU would be emulated (the row is skipped then), None where it is native."""
-    from distill.preflight import bf16_refusal, cpu_features
+    from distill.hardware import bf16_refusal, cpu_features
 
     reason = bf16_refusal(*cpu_features())
     return f"no native bf16 here: {reason}" if reason else None

@@ -15,7 +15,7 @@ from bench.context import Bench
 from bench.limits import best_rates
 from bench.runtimes import BASELINE_RUNTIME, BY_NAME, OV_REFERENCE, REFERENCE, Runtime
 from bench.timing import P95_MIN_ROUNDS
-from distill.run_dir import describe_run_data
+from distill.data.run_data import describe_run_data
 from export.isa import describe as describe_isa
 from export.isa import this_cpu
 

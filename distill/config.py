@@ -11,12 +11,19 @@ from typing import Any
 import tomli_w
 
 from distill import atomic
-from distill.distillation import FEATURE_LOSSES
 from distill.errors import DistillError
-from distill.losses import TOKEN_LOSSES
-from distill.models import BOX_INITS, STUDENT_DEFAULT, TEACHER_DEFAULT, TINY
 
 HUB_DATASET = "nielsr/funsd-layoutlmv3"
+TEACHER_DEFAULT = "microsoft/layoutlmv3-base"
+STUDENT_DEFAULT = "distilbert-base-uncased"
+TINY = "tiny"  # the offline preset's models, built from small configs (distill/builders.py)
+
+# The choices of the options that name a loss or an initialisation; the terms (distill/terms/) and
+# the builders implement each name, and their tests hold the two lists together.
+TOKEN_LOSSES = ("ce", "balanced", "focal", "balanced-focal")  # --teacher-loss
+FEATURE_LOSSES = ("cosine", "mse")  # --feature-loss
+HIDDEN_LOSSES = ("mse", "cosine")  # --hidden-loss
+BOX_INITS = ("zero", "sinusoid", "random")  # --box-init
 
 
 @dataclass
@@ -109,7 +116,7 @@ class TrainConfig:
         default="ce",
         metadata={
             "help": "teacher training loss: ce, balanced (class-weighted by inverse tag frequency), "
-            "focal, or balanced-focal (for rare types; see distill/losses.py)"
+            "focal, or balanced-focal (for rare types; see distill/terms/label_losses.py)"
         },
     )
     focal_gamma: float = field(
@@ -284,8 +291,7 @@ class TrainConfig:
 
 def validate_student_options(config: TrainConfig) -> None:
     """teacher:N and layer-to-layer options (their logic: teacher_init.py, layer_match.py)."""
-    from distill.layer_match import HIDDEN_LOSSES
-    from distill.teacher_init import is_teacher_spec, parse_spec
+    from distill.student_spec import is_teacher_spec, parse_spec
 
     if config.hidden_weight < 0 or config.attention_weight < 0:
         raise DistillError("--hidden-weight and --attention-weight cannot be negative")

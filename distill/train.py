@@ -20,7 +20,7 @@ from distill.errors import DistillError
 from distill.machine import is_main_process
 
 if TYPE_CHECKING:
-    from distill.resolve import Options
+    from distill.training.resolve import Options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     """The command line's options, layered (defaults < preset < config file < flags) by resolve.py."""
-    from distill.resolve import layered_options  # after --help: it loads the data and model layers
+    from distill.training.resolve import layered_options  # after --help: it loads the data and model layers
 
     given = vars(build_parser().parse_args(argv))
     return layered_options(given, preset=given.pop("preset", None), config_file=given.pop("config", None))
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options = parse_options(argv)
         config = options.config
-        from distill.pipeline import run_training  # heavy imports after the arguments are known good
+        from distill.training.pipeline import run_training  # heavy imports after the arguments are known good
 
         run = run_training(options)
     except DistillError as err:
@@ -93,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: rerun the same command (with the same --output-dir) to resume", file=sys.stderr)
         return 130
     if is_main_process():  # one summary per launch, not one per DDP rank
-        from distill.report import TRAINING_REPORT
         from distill.run_dir import METRICS, read_json
+        from distill.training.report import TRAINING_REPORT
 
         report = Path(config.report_dir) / TRAINING_REPORT
         print("\n" + training_summary(read_json(run / METRICS), run, report))

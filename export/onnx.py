@@ -23,20 +23,12 @@ import numpy as np
 
 from distill import atomic
 from distill.console import quiet_library_noise
+from distill.data.run_data import load_run_data, run_labels
 from distill.errors import DistillError
 from distill.labels import tag_names
 from distill.machine import cpu_info, cpu_name, package_versions
-from distill.run_dir import (
-    BASELINE,
-    STUDENT,
-    TEACHER,
-    load_run_data,
-    model_dirs,
-    read_config,
-    resolve_run_dir,
-    run_labels,
-)
-from distill.transfer_set import JITTER, REPLACE_RATE, augment
+from distill.perturb import JITTER, REPLACE_RATE, augment
+from distill.run_dir import BASELINE, STUDENT, TEACHER, model_dirs, read_config, resolve_run_dir
 from export import report
 from export.isa import describe as describe_isa
 from export.isa import int8_isa
@@ -202,7 +194,7 @@ def gate_copies(
     A model scores the forms it was trained on almost perfectly and with large margins, so quantisation
     noise hardly flips a label there: measured on a FUNSD MiniLM student, int8 kept 99.96% of word labels
     on its own training forms but 95.2% on the test split, and 94.1% on these copies (segments
-    shuffled, 15% of words replaced by training words, boxes jittered; distill.transfer_set.augment).
+    shuffled, 15% of words replaced by training words, boxes jittered; distill.training.transfer_set.augment).
     """
     rng = np.random.default_rng(0)
     vocabulary = [word for form in train for word in form["tokens"]]

@@ -8,7 +8,7 @@ from typing import Any
 
 from distill import atomic
 from distill.commands import portable_command, portable_run, uses_placeholder
-from distill.report import per_type_table
+from distill.tables import per_type_table
 
 
 def _mb(size: int | None) -> str:

@@ -11,8 +11,8 @@ import pytest
 
 from bench.catalog import Catalog, discover_models, manifest_variant
 from bench.runtimes import BY_NAME
+from distill.builders import tiny_student, with_layout
 from distill.config import TrainConfig
-from distill.models import tiny_student, with_layout
 from distill.schema import FUNSD_LABELS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -75,7 +75,7 @@ def test_openvino_gemm_probes_run_and_bf16_ones_skip_where_bf16_is_emulated(
     assert probes["openvino FullyConnected bf16"].needs_bf16 == "openvino"
     assert probes["torch matmul bf16"].precision == "bf16"
     import distill.predict.openvino_runtime as ovr
-    import distill.preflight as preflight
+    import distill.training.preflight as preflight
 
     monkeypatch.setattr(ovr, "default_precision", lambda: "f32")
     assert "runs f32 here" in limits.bf16_reason("openvino")
@@ -86,9 +86,9 @@ def test_openvino_gemm_probes_run_and_bf16_ones_skip_where_bf16_is_emulated(
 def test_pytorch_bf16_autocast_runs_only_where_bf16_is_native(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    import distill.preflight as preflight
+    import distill.training.preflight as preflight
     from bench.runtimes import BY_NAME, Unavailable, check_available, torch_backend
-    from distill.models import tiny_student
+    from distill.builders import tiny_student
     from distill.schema import FUNSD_LABELS
 
     runtime = BY_NAME["torch-bf16"]

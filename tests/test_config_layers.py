@@ -56,7 +56,7 @@ def test_a_runs_config_file_never_chooses_the_output_directory(tmp_path: Path) -
 
 
 def test_resuming_with_other_run_defining_options_is_refused_naming_them(tmp_path: Path) -> None:
-    from distill.resolve import check_resumable
+    from distill.training.resolve import check_resumable
 
     run = tmp_path / "run"
     run.mkdir()

@@ -7,8 +7,8 @@ import logging
 import warnings
 from pathlib import Path
 
+from distill.builders import tiny_student
 from distill.console import TOKENIZER_LOGGER, quiet_library_noise, training_summary
-from distill.models import tiny_student
 from distill.schema import FUNSD_LABELS
 from tests.test_students import WORDS
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distill.distillation import distillation_loss
+from distill.terms.soft_targets import distillation_loss
 
 LABELS = torch.tensor([[0, 3, -100, 4, 1]])
 

@@ -11,17 +11,20 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from distill.builders import build_student
 from distill.config import PRESETS, TrainConfig
-from distill.distillation import PROJECTION, DistillationTrainer, distillation_loss, feature_loss
-from distill.fit import ELAPSED, fit, last_complete_checkpoint
-from distill.loss_terms import declared_terms
-from distill.models import build_student
-from distill.pipeline import run_training
-from distill.run_dir import load_run_data
+from distill.data.run_data import load_run_data
+from distill.perturb import segments
 from distill.schema import FUNSD_LABELS, LABELS
-from distill.stages.common import encode_split
-from distill.teacher_targets import CACHE_DIR, cache_key, cached_targets
-from distill.transfer_set import segments, transfer_set
+from distill.terms.declared import declared_terms
+from distill.terms.soft_targets import distillation_loss
+from distill.terms.word_vectors import PROJECTION, feature_loss
+from distill.training.fit import ELAPSED, fit, last_complete_checkpoint
+from distill.training.pipeline import run_training
+from distill.training.stages.common import encode_split
+from distill.training.teacher_targets import CACHE_DIR, cache_key, cached_targets
+from distill.training.trainer import DistillationTrainer
+from distill.training.transfer_set import transfer_set
 
 SMALL = {**PRESETS["quickstart"], "synthetic_forms": 16, "max_words": 60, "report_dir": ""}
 

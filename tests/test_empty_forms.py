@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from distill.builders import tiny_student, tiny_teacher
 from distill.metrics import score_word_logits
-from distill.models import tiny_student, tiny_teacher
 from distill.predict import Predictor, TorchBackend, predict_word_logits
 from distill.schema import FUNSD_LABELS
 from tests.conftest import run_cli

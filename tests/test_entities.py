@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from distill.builders import tiny_student
 from distill.entities import Entity, decode_entities
 from distill.labels import LabelSet
-from distill.models import tiny_student
 from distill.predict import Predictor
 
 WORDS = ["Iced", "Latte", "25,000", "TOTAL", "25,000", "thanks", "stray", "x", "y"]

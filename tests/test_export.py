@@ -19,10 +19,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from distill.builders import tiny_student, tiny_teacher, with_layout
 from distill.config import TrainConfig
-from distill.models import load_bundle, tiny_student, tiny_teacher, with_layout
+from distill.data.run_data import load_run_data
+from distill.models import load_bundle
 from distill.predict import OrtBackend, OvBackend, Predictor, TorchBackend, load_predictor, onnx_predictor
-from distill.run_dir import load_run_data
 from distill.schema import FUNSD_LABELS
 from distill.windows import pad_batch
 from export import onnx as export_cli

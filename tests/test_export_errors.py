@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from distill.builders import tiny_student
 from distill.config import TrainConfig
-from distill.models import tiny_student
 from distill.schema import FUNSD_LABELS
 from export import onnx as export_cli
 

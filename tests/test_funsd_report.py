@@ -11,7 +11,7 @@ from tests.conftest import run_cli
 
 def tiny_study(*options: str) -> list[str]:
     return [
-        "-m", "distill.funsd_report", "--data", "synthetic", "--student", "tiny", "--jobs", "2",
+        "-m", "distill.studies.funsd", "--data", "synthetic", "--student", "tiny", "--jobs", "2",
         "--teacher-epochs", "3", "--student-epochs", "2", "--teacher-lr", "2e-3", "--student-lr", "2e-3",
         "--box-lr", "1e-2", "--max-length", "128", "--stride", "32", "--output-dir", "study",
         "--report-dir", "reports", *options, "--", "--synthetic-forms", "16", "--max-words", "60",
@@ -37,7 +37,7 @@ def test_study_trains_five_runs_per_seed_and_reports_mean_and_spread(tmp_path: P
     report = (tmp_path / "reports" / "funsd.md").read_text()
     for label in ("| teacher |", "| student, text only |", "| student, layout-aware + vanilla KD |"):
         assert label in report
-    assert "Written by `python -m distill.funsd_report --data synthetic" in report
+    assert "Written by `python -m distill.studies.funsd --data synthetic" in report
     assert "Wall time:" in report and "cores, " in report
     assert "layout-aware over text-only student:" in report and " ± " in report
     assert "the teacher beats the plain text-only student by ≥ 8 F1 points" in report
@@ -162,7 +162,15 @@ def _record(seed: int, f1: float) -> dict:
 
 
 def test_a_partial_study_ranks_students_on_shared_seeds_and_pairs_the_gap_by_seed() -> None:
-    from distill.funsd_report import LAYOUT, TEACHER_ROW, TEXT, best_student, build_parser, render, study_rows
+    from distill.studies.funsd import (
+        LAYOUT,
+        TEACHER_ROW,
+        TEXT,
+        best_student,
+        build_parser,
+        render,
+        study_rows,
+    )
 
     args = build_parser().parse_args(
         ["--teacher", "t", "--teacher-as-is", "--teacher-seed", "0", "--student", "s", "--partial"]
@@ -176,7 +184,7 @@ def test_a_partial_study_ranks_students_on_shared_seeds_and_pairs_the_gap_by_see
     rows[LAYOUT] = [_record(0, 0.53), _record(1, 0.60), _record(2, 0.60)]  # best on its own three seeds
     rows[layout_kd] = [_record(0, 0.56)]  # best on seed 0, the one every student row has
     assert best_student(rows) is layout_kd
-    report = render(rows, args, "python -m distill.funsd_report ...")
+    report = render(rows, args, "python -m distill.studies.funsd ...")
     assert f"int8 of the best student ({layout_kd.label})" in report
     # Text KD has seed 0 only: +5 there, over a gap of 10 on that same seed (not the 9-point mean).
     assert "the best text-only method (student, text only + vanilla KD) recovers: 50 %" in report
@@ -236,8 +244,8 @@ def test_teacher_initialised_rows_export_and_are_timed_beside_the_teacher(tmp_pa
 
 def test_the_cost_targets_are_judged_from_f1_speed_and_the_recommended_variant() -> None:
     """Fabricated figures: each target met or not exactly as the numbers say."""
-    from distill.funsd_plot import Point, frontier
-    from distill.funsd_report import TEACHER_ROW, build_parser, issue_targets, study_rows
+    from distill.studies.funsd import TEACHER_ROW, build_parser, issue_targets, study_rows
+    from distill.studies.plot import Point, frontier
 
     args = build_parser().parse_args(["--teacher", "t", "--student", "s", "--init-layers", "6"])
     rows = {row: [] for row in study_rows(args)}
@@ -276,7 +284,7 @@ def test_the_cost_targets_are_judged_from_f1_speed_and_the_recommended_variant()
 def test_a_reused_teacher_is_reported_with_the_forms_and_budget_of_the_run_that_trained_it(
     tmp_path: Path,
 ) -> None:
-    from distill.funsd_report import (
+    from distill.studies.funsd import (
         TEACHER_ROW,
         as_shown,
         build_parser,

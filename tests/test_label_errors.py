@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.models import tiny_teacher
+from distill.builders import tiny_teacher
 from distill.schema import FUNSD_LABELS
 from distill.train import main
 

@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import BertConfig, BertForTokenClassification
 
+from distill.builders import tiny_student
 from distill.config import TrainConfig
-from distill.layer_match import attention_term, hidden_term, intermediate_matches
-from distill.loss_terms import declared_terms, describe, intermediate_matches_record, mapped_terms
-from distill.models import tiny_student
 from distill.schema import FUNSD_LABELS
+from distill.terms.declared import declared_terms, describe, intermediate_matches_record, mapped_terms
+from distill.terms.layers import attention_term, hidden_term, intermediate_matches
 from tests.conftest import run_cli
 from tests.test_students import SMALL, WORDS
 

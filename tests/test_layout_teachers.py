@@ -16,7 +16,7 @@ from transformers import (
     RobertaTokenizerFast,
 )
 
-from distill.models import tiny_student
+from distill.builders import tiny_student
 from distill.predict import Predictor, onnx_predictor
 from distill.schema import FUNSD_LABELS
 from export import onnx as export_cli

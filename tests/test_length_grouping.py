@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 from transformers import Trainer
 
+from distill.builders import tiny_student
 from distill.config import TrainConfig
-from distill.distillation import WindowCollator, WindowDataset
-from distill.fit import training_arguments
-from distill.models import tiny_student
 from distill.schema import FUNSD_LABELS
+from distill.training.fit import training_arguments
+from distill.training.trainer import WindowCollator, WindowDataset
 
 WORDS = "Date Name Phone Company Amount Total".split() * 20
 

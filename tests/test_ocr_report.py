@@ -1,4 +1,4 @@
-"""OCR words against gold words (distill/ocr_align.py), and `python -m distill.ocr_report` on rendered forms."""
+"""OCR words against gold words (distill/predict/ocr_align.py), and `python -m distill.studies.ocr` on rendered forms."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from distill.ocr_align import match_words, project_tags, word_agreement
-from distill.ocr_report import main
+from distill.predict.ocr_align import match_words, project_tags, word_agreement
+from distill.studies.ocr import main
 from tests.rendered_pages import annotated_form
 
 
@@ -62,7 +62,7 @@ def test_the_report_on_clean_rendered_forms(quickstart_run: Path, tmp_path: Path
     text = (report / "ocr.md").read_text()
     # Absolute paths of this machine are named (the models' parent, the report directory), not printed.
     shown = ["$RUNS/student", "--data", str(data), "--report-dir", "$OUT", *args[5:]]
-    assert f"Written by `python -m distill.ocr_report {' '.join(shown)}`" in text
+    assert f"Written by `python -m distill.studies.ocr {' '.join(shown)}`" in text
     assert (
         f"`$RUNS`: the directory holding the models' runs (here `…/{'/'.join(quickstart_run.parts[-2:])}`)"
         in text
@@ -84,7 +84,7 @@ def test_the_report_on_clean_rendered_forms(quickstart_run: Path, tmp_path: Path
 
 
 def test_the_gold_column_is_cross_checked_against_the_run_only_on_its_own_data(tmp_path: Path) -> None:
-    from distill.ocr_report import run_f1
+    from distill.studies.ocr import run_f1
 
     run = tmp_path / "run"
     (run / "student").mkdir(parents=True)
@@ -99,7 +99,7 @@ def test_the_gold_column_is_cross_checked_against_the_run_only_on_its_own_data(t
 
 
 def test_the_command_names_absolute_model_paths_by_a_placeholder(tmp_path: Path) -> None:
-    from distill.ocr_report import build_parser, placeholders, shown
+    from distill.studies.ocr import build_parser, placeholders, shown
 
     runs = tmp_path / "study" / "seed0"
     args = build_parser().parse_args(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from distill.models import tiny_student
+from distill.builders import tiny_student
 from distill.predict import TorchBackend, predict_word_logits
 from distill.schema import FUNSD_LABELS
 

@@ -1,4 +1,4 @@
-"""Settings that cannot work are refused before any work, with one line (distill/preflight.py)."""
+"""Settings that cannot work are refused before any work, with one line (distill/training/preflight.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from transformers import BertConfig, DebertaV2Config, RobertaConfig
 
-from distill import preflight, train
-from distill.models import tiny_student, tiny_teacher
+from distill import train
+from distill.builders import tiny_student, tiny_teacher
 from distill.schema import FUNSD_LABELS
+from distill.training import preflight
 from tests.test_students import WORDS, tiny_checkpoint
 
 # /proc/cpuinfo flag lines of real machines.

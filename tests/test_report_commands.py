@@ -26,7 +26,14 @@ def test_absolute_paths_become_relative_under_the_working_directory_or_named_pla
 
 
 def test_the_funsd_report_names_its_data_and_forms_and_no_home_directory(tmp_path: Path, monkeypatch) -> None:
-    from distill.funsd_report import TEACHER_ROW, TEXT, build_parser, command_placeholders, render, study_rows
+    from distill.studies.funsd import (
+        TEACHER_ROW,
+        TEXT,
+        build_parser,
+        command_placeholders,
+        render,
+        study_rows,
+    )
 
     monkeypatch.chdir(tmp_path)
     argv = ["--data", "synthetic", "--teacher", MPNET, "--teacher-as-is", "--student", MINILM, "--seeds", "0",
@@ -38,7 +45,9 @@ def test_the_funsd_report_names_its_data_and_forms_and_no_home_directory(tmp_pat
               "train_seconds": 1.0, "teacher_cache_seconds": 0.0, "wall_seconds": 1.0, "test_forms": 16,
               "run": "r", "per_type": {}}  # fmt: skip
     rows[TEACHER_ROW], rows[TEXT] = [dict(record)], [dict(record)]
-    command = portable_command(["python", "-m", "distill.funsd_report", *argv], command_placeholders(args)[0])
+    command = portable_command(
+        ["python", "-m", "distill.studies.funsd", *argv], command_placeholders(args)[0]
+    )
     report = render(rows, args, command)
     written = next(line for line in report.splitlines() if line.startswith("Written by"))
     assert "--teacher $T" in written and "--student $M" in written and "--output-dir $OUT" in written
@@ -75,7 +84,7 @@ def test_the_run_lines_name_an_outside_run_by_placeholder_and_never_its_path(
 ) -> None:
     """Not only the commands: the bench and training reports' "Run" lines carry no writer's path (the
     export report's: tests/test_export.py)."""
-    from distill.report import render_training_report
+    from distill.training.report import render_training_report
 
     monkeypatch.chdir(tmp_path)
     assert portable_run("/else/where/runs/r7") == "`RUN` (a run directory named `r7`)"

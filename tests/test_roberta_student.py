@@ -15,7 +15,8 @@ import torch
 from tokenizers import ByteLevelBPETokenizer
 from transformers import RobertaConfig, RobertaForMaskedLM, RobertaTokenizerFast
 
-from distill.models import build_student, load_bundle, with_layout
+from distill.builders import build_student, with_layout
+from distill.models import load_bundle
 from distill.predict import Predictor, TorchBackend
 from distill.schema import FUNSD_LABELS
 from distill.windows import pad_batch

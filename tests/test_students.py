@@ -14,7 +14,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import BertConfig, BertForTokenClassification
 
-from distill.models import Bundle, layoutlmv3_from_text, load_bundle, tiny_student, with_layout
+from distill.builders import layoutlmv3_from_text, tiny_student, with_layout
+from distill.models import Bundle, load_bundle
 from distill.predict import Predictor
 from distill.schema import FUNSD_LABELS
 from distill.windows import pad_batch
@@ -69,7 +70,7 @@ def test_layout_student_starts_as_its_text_student(tmp_path: Path, make_text: st
 
 
 def load_bundle_from(path: Path) -> Bundle:
-    from distill.models import build_student
+    from distill.builders import build_student
 
     return build_student(str(path), [], FUNSD_LABELS)
 
@@ -169,7 +170,7 @@ def test_real_minilm_student_trains(tmp_path: Path) -> None:
 def test_box_lr_puts_only_the_box_embeddings_on_their_own_rate(tmp_path: Path) -> None:
     from transformers import Trainer, TrainingArguments
 
-    from distill.fit import box_parameter_names, optimizer_with_box_lr
+    from distill.training.fit import box_parameter_names, optimizer_with_box_lr
 
     model = with_layout(tiny_student(WORDS, FUNSD_LABELS)).model
     args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-4, weight_decay=0.01, report_to=[])

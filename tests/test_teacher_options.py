@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from transformers import BertConfig, BertForTokenClassification, MPNetConfig, MPNetForTokenClassification
 
-from distill.attention_bias import BIAS_TABLES, learn_attention_bias
-from distill.losses import balanced_weights, tag_counts, token_loss
-from distill.models import layoutlmv3_from_text, load_bundle
+from distill.builders import layoutlmv3_from_text
+from distill.models import load_bundle
 from distill.predict import Predictor, TorchBackend, onnx_predictor
+from distill.terms.label_losses import balanced_weights, tag_counts, token_loss
+from distill.training.attention_bias import BIAS_TABLES, learn_attention_bias
 from distill.windows import pad_batch
 from export import onnx as export_cli
 from tests.conftest import REPO, run_cli
@@ -161,7 +162,7 @@ def test_a_teacher_built_from_a_text_encoder_trains_under_torchrun(tmp_path: Pat
 def test_box_lr_also_speeds_the_built_teachers_spatial_bias_not_its_1d_bias(tmp_path: Path) -> None:
     from transformers import Trainer, TrainingArguments
 
-    from distill.fit import optimizer_with_box_lr
+    from distill.training.fit import optimizer_with_box_lr
 
     model = layoutlmv3_from_text(load_bundle_from(tiny_bert(tmp_path)), image=False).model
     args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-4, report_to=[])

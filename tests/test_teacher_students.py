@@ -22,11 +22,13 @@ from transformers import (
     RobertaForTokenClassification,
 )
 
+from distill.builders import tiny_student, tiny_teacher
 from distill.errors import DistillError
-from distill.models import Bundle, tiny_student, tiny_teacher
+from distill.models import Bundle
 from distill.predict import Predictor, onnx_predictor
 from distill.schema import FUNSD_LABELS
-from distill.teacher_init import evenly_spaced, parse_spec, teacher_student
+from distill.student_spec import evenly_spaced, parse_spec
+from distill.training.teacher_init import teacher_student
 from distill.windows import pad_batch
 from export import onnx as export_cli
 from tests.conftest import REPO, run_cli

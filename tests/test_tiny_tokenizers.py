@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from distill.models import TINY_WORDPIECE_VOCAB, train_wordpiece_tokenizer, trained_once
+from distill.builders import train_wordpiece_tokenizer, trained_once
+from distill.models import TINY_WORDPIECE_VOCAB
 
 WORDS = [f"{stem}{i}" for i in range(300) for stem in ("total", "date", "name", "amount", "sig")]
 

@@ -199,7 +199,7 @@ def test_an_ensemble_of_teachers_with_different_tokenisers_distils_one_student(
     from distill.config import TrainConfig
     from distill.data import load_source
     from distill.models import load_bundle
-    from distill.stages.common import ensemble_word_logits
+    from distill.training.stages.common import ensemble_word_logits
 
     members = [str(quickstart_run / "teacher"), str(quickstart_run / "student")]  # BPE and WordPiece
     args = [*SMALL, "--stage", "student", "--teacher-dir", ",".join(members), "--no-baseline"]
@@ -254,8 +254,9 @@ def test_a_student_distilled_with_alpha_1_learns_what_its_teacher_says(
     permutation, not the labels. Zeroed or label-derived targets could not teach it that."""
     import torch
 
+    from distill.data.run_data import load_run_data
     from distill.models import load_bundle
-    from distill.run_dir import load_run_data, read_config
+    from distill.run_dir import read_config
 
     teacher = load_bundle(quickstart_run / "teacher")
     n = teacher.model.config.num_labels

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from distill.builders import tiny_student, tiny_teacher
 from distill.data.synthetic import make_synthetic
-from distill.models import tiny_student, tiny_teacher
 from distill.predict import TorchBackend, predict_word_logits
 from distill.schema import FUNSD_LABELS
 from distill.windows import merge_word_logits, plan_windows

@@ -1,5 +1,7 @@
 """The data layer: one entry point (`load_source`) for every source, one module per source.
 
+May import the core only; `run_data.py` rebuilds a run's forms from its config for every stage.
+
 `--data` names a hub id (FUNSD's, CORD v2, any ClassLabel dataset), a local directory (the FUNSD
 release, your own documents in its annotation layout, a save_to_disk or parquet copy),
 `synthetic` or `synthetic-receipts`; each module below returns the same word-level schema:

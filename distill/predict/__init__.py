@@ -1,5 +1,7 @@
 """One prediction API for every model and variant (see predictor.py); `python -m distill.predict` runs it.
 
+May import the core and data only (export, bench and training use it; it uses none of them).
+
 - `predictor`: windows -> backend -> merged word logits, labels and entities (`Predictor`);
 - `onnx_runtime`: the ONNX Runtime backend (`OrtBackend`, `onnx_predictor`);
 - `openvino_runtime`: the OpenVINO backend (`OvBackend`, `openvino_predictor`), for exported IR variants;

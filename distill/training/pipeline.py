@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from distill.config import TrainConfig
+from distill.data.run_data import note_empty_forms
 from distill.machine import is_main_process
-from distill.resolve import Options, record_run, resolve_run
-from distill.run_dir import mark_latest, note_empty_forms
-from distill.stages.common import RunMetrics, publish
-from distill.stages.students import student_stage
-from distill.stages.teacher import teacher_stage
+from distill.run_dir import mark_latest
+from distill.training.resolve import Options, record_run, resolve_run
+from distill.training.stages.common import RunMetrics, publish
+from distill.training.stages.students import student_stage
+from distill.training.stages.teacher import teacher_stage
 
 
 def run_training(options: Options | TrainConfig) -> Path:

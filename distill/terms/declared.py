@@ -18,9 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from distill.distillation import TermInputs, soft_target_term, word_vector_term
-from distill.layer_match import attention_distribution_term, hidden_state_term, intermediate_matches
-from distill.losses import label_loss_term
+from distill.terms.inputs import TermInputs
+from distill.terms.label_losses import label_loss_term
+from distill.terms.layers import attention_distribution_term, hidden_state_term, intermediate_matches
+from distill.terms.soft_targets import soft_target_term
+from distill.terms.word_vectors import word_vector_term
 
 # What a term can ask the Trainer for (TermKind.needs):
 #   teacher_logits         the cached teacher word targets in the windows

@@ -15,15 +15,15 @@ import datasets
 import numpy as np
 from transformers import set_seed
 
+from distill.builders import build_student
 from distill.errors import DistillError
-from distill.layer_match import training_encoder
-from distill.loss_terms import PLAIN, LossTerm, distils, intermediate_matches_record, uses
 from distill.machine import is_main_process
-from distill.models import Bundle, build_student
-from distill.resolve import ResolvedRun
+from distill.models import Bundle
 from distill.run_dir import BASELINE, STUDENT, TOKENIZERS
-from distill.stages.collapse import describe_collapse, teacher_collapse
-from distill.stages.common import (
+from distill.terms.declared import PLAIN, LossTerm, distils, intermediate_matches_record, uses
+from distill.training.resolve import ResolvedRun
+from distill.training.stages.collapse import describe_collapse, teacher_collapse
+from distill.training.stages.common import (
     RunMetrics,
     encode_split,
     finished,
@@ -33,9 +33,10 @@ from distill.stages.common import (
     train_and_save,
     word_logits,
 )
-from distill.teacher_init import teacher_student
-from distill.teacher_targets import cached_targets
-from distill.transfer_set import transfer_set
+from distill.training.teacher_init import teacher_student
+from distill.training.teacher_targets import cached_targets
+from distill.training.tokenizers import training_encoder
+from distill.training.transfer_set import transfer_set
 from distill.windows import takes_image
 
 

@@ -25,12 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from distill.config import TOKEN_LOSSES
 from distill.windows import IGNORE_INDEX
 
 if TYPE_CHECKING:
-    from distill.distillation import TermInputs
-
-TOKEN_LOSSES = ("ce", "balanced", "focal", "balanced-focal")
+    from distill.terms.inputs import TermInputs
 
 
 def tag_counts(windows: Sequence[dict[str, np.ndarray]], num_labels: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""`python -m distill.funsd_report`: the FUNSD study behind reports/funsd.md, over several seeds.
+"""`python -m distill.studies.funsd`: the FUNSD study behind reports/funsd.md, over several seeds.
 
 Per seed, training runs (each a normal `python -m distill.train` run directory):
   <out>/seed<N>/teacher      the teacher, unless it is the default ensemble of the two plain students
@@ -42,8 +42,12 @@ from typing import Any
 from distill import atomic
 from distill.commands import named_path, placeholder_note, portable_command
 from distill.errors import DistillError
-from distill.funsd_plot import Point, frontier_png
-from distill.funsd_speed import (
+from distill.machine import machine_summary, package_versions
+from distill.predict.loading import recommended_cpu_variant
+from distill.run_dir import read_json
+from distill.studies.cache import collect_from, share_into
+from distill.studies.plot import Point, frontier_png
+from distill.studies.speed import (
     PYTORCH,
     RECOMMENDED,
     SPEED_FILE,
@@ -51,11 +55,7 @@ from distill.funsd_speed import (
     time_all,
     variant_record,
 )
-from distill.machine import machine_summary, package_versions
-from distill.predict.loading import recommended_cpu_variant
-from distill.report import run_types
-from distill.run_dir import read_json
-from distill.study_cache import collect_from, share_into
+from distill.tables import run_types
 
 ENSEMBLE = "ensemble"  # --teacher value: the seed's plain text and layout students, logits averaged
 LAYOUT_STUDENT = "layout-student"  # --teacher value: the layout-aware student's architecture, trained longer
@@ -811,7 +811,8 @@ def measure_speed(args: argparse.Namespace, out: Path, command: str) -> dict[str
     """Time every row (funsd_speed.time_all) and keep the figures in <out>/speed.json."""
     import torch
 
-    from distill.run_dir import load_run_data, read_config
+    from distill.data.run_data import load_run_data
+    from distill.run_dir import read_config
 
     seed = args.seeds[0]
     targets = speed_targets(args, out, seed)
@@ -853,7 +854,7 @@ def list_runs(args: argparse.Namespace, out: Path) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m distill.funsd_report", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m distill.studies.funsd", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="../shared/data/funsd", help="FUNSD release directory")
     p.add_argument("--student", required=True, help="student checkpoint: hub id or local directory")
     p.add_argument(
@@ -993,7 +994,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv[:split])
     args.train_options = argv[split + 1 :]  # after `--`: passed to every distill.train run
     out = Path(args.output_dir)
-    command = portable_command(["python", "-m", "distill.funsd_report", *argv], command_placeholders(args)[0])
+    command = portable_command(
+        ["python", "-m", "distill.studies.funsd", *argv], command_placeholders(args)[0]
+    )
     try:
         if args.init_layers and args.teacher == ENSEMBLE:
             raise DistillError("--init-layers builds students from one trained teacher, not the ensemble")

@@ -8,45 +8,13 @@ from typing import Any
 from distill import atomic
 from distill.commands import portable_run, run_word
 from distill.machine import machine_summary
+from distill.tables import pct, per_type_table
 
 TRAINING_REPORT = "training.md"
 
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
-
-
-def run_types(models: dict[str, dict], labels: list[str] | None = None) -> list[str]:
-    """The run's entity types: metrics.json's `labels`, else those its models were scored on."""
-    if labels:
-        return list(labels)
-    types: list[str] = []
-    for m in models.values():
-        types += [t for t in m.get("per_type", {}) if t not in types]
-    return types
-
-
-def per_type_table(models: dict[str, dict], labels: list[str] | None = None) -> list[str]:
-    """Entity F1 per type, one row per type (a receipt has 30 of them: rows scale, columns do not)."""
-    types = run_types(models, labels)
-    names = [n for n, m in models.items() if "per_type" in m]
-    lines = [
-        f"Entity F1 per type ({len(types)} labels of the run; gold entities in brackets):",
-        "",
-        "| type | " + " | ".join(names) + " |",
-        "|---|" + "---:|" * len(names),
-    ]
-    for t in types:
-        support = next(
-            (m["per_type"][t]["support"] for m in models.values() if t in m.get("per_type", {})), 0
-        )
-        cells = [_pct(models[n]["per_type"][t]["f1"]) if t in models[n]["per_type"] else "—" for n in names]
-        lines.append(f"| {t} ({support}) | " + " | ".join(cells) + " |")
-    return lines + [""]
 
 
 def render_training_report(metrics: dict[str, Any], run: Path) -> str:
@@ -69,8 +37,8 @@ def render_training_report(metrics: dict[str, Any], run: Path) -> str:
     for name, m in models.items():
         train = f"{m['train_seconds']:.1f} s" if "train_seconds" in m else "reused"
         lines.append(
-            f"| {name} | {m['architecture']} | {m['params'] / 1e6:.2f} M | {_mb(m['size_bytes'])} | {_pct(m['precision'])} | "
-            f"{_pct(m['recall'])} | **{_pct(m['f1'])}** | {_pct(m['word_accuracy'])} | {train} |"
+            f"| {name} | {m['architecture']} | {m['params'] / 1e6:.2f} M | {_mb(m['size_bytes'])} | {pct(m['precision'])} | "
+            f"{pct(m['recall'])} | **{pct(m['f1'])}** | {pct(m['word_accuracy'])} | {train} |"
         )
     lines += ["", *per_type_table(models, metrics.get("labels"))]
     lines += [f"Data note: {note}." for note in metrics.get("data_notes", [])]
@@ -94,7 +62,7 @@ def distilled(d: dict[str, Any]) -> bool:
 
 def loss_formula(d: dict[str, Any]) -> str:
     """The declared loss, term by term (loss_terms.py), from metrics.json's record."""
-    from distill.loss_terms import LossTerm, describe
+    from distill.terms.declared import LossTerm, describe
 
     if "terms" in d:
         terms = [LossTerm(t["term"], t["weight"], {k: v for k, v in t.items() if k not in ("term", "weight")})
@@ -163,7 +131,7 @@ def distillation_lines(metrics: dict[str, Any]) -> list[str]:
         overhead = student["train_seconds"] / base["train_seconds"] - 1
         gain = student["f1"] - base["f1"]
         lines.append(
-            f"Same budget, same initialisation: distilled F1 {_pct(student['f1'])} vs {_pct(base['f1'])} without "
+            f"Same budget, same initialisation: distilled F1 {pct(student['f1'])} vs {pct(base['f1'])} without "
             f"distillation ({100 * gain:+.1f} points); training time {student['train_seconds']:.1f} s vs "
             f"{base['train_seconds']:.1f} s ({100 * overhead:+.0f}%)."
         )

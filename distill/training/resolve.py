@@ -30,10 +30,14 @@ import datasets
 from distill import atomic
 from distill.config import NOT_RUN_DEFINING, PRESETS, TrainConfig, read_values
 from distill.data import source_kind
+from distill.data.run_data import load_run_data_noted, run_labels
 from distill.errors import DistillError
 from distill.labels import LabelSet, check_model_labels
-from distill.layer_match import Shape, check_tokenizers, shape_of
-from distill.loss_terms import (
+from distill.machine import is_main_process
+from distill.models import Bundle, load_bundle
+from distill.run_dir import CONFIG, TEACHER, new_run_dir, read_config
+from distill.student_spec import is_teacher_spec, parse_spec
+from distill.terms.declared import (
     PLAIN,
     LossTerm,
     declared_teacher_terms,
@@ -44,11 +48,9 @@ from distill.loss_terms import (
     is_layer_term,
     mapped_terms,
 )
-from distill.machine import is_main_process
-from distill.models import Bundle, load_bundle
-from distill.preflight import check_settings
-from distill.run_dir import CONFIG, TEACHER, load_run_data_noted, new_run_dir, read_config, run_labels
-from distill.teacher_init import is_teacher_spec, parse_spec
+from distill.terms.layers import Shape, shape_of
+from distill.training.preflight import check_settings
+from distill.training.tokenizers import check_tokenizers
 
 # --- 1. the options ---------------------------------------------------------------------------
 

@@ -1,9 +1,6 @@
-"""Settings that cannot work, refused before any data is loaded or any model trained.
+"""What this machine and a model can do: the CPU's native precisions, a model's position limit.
 
-Two kinds so far: a window longer than a model has positions for (an IndexError deep in the first
-forward pass on CPU, a device-side assert on GPU), and mixed precision this machine would only
-emulate (bf16 on a CPU without native bfloat16 ran a MiniLM training step 20x slower than fp32:
-76 s against 3.9 s on an AVX2-only EPYC).
+Shared by training's preflight, the export and the bench (each refuses or skips what cannot run).
 """
 
 from __future__ import annotations
@@ -13,14 +10,10 @@ from pathlib import Path
 
 import torch
 
-from distill.config import TrainConfig
-from distill.errors import DistillError
-from distill.models import TINY
-from distill.teacher_init import is_teacher_spec
-
 # The tiny preset's models have 512 usable positions each (tiny_teacher: 514 rows minus
 # RoBERTa's offset of 2; tiny_student: 512); tests/test_preflight.py holds the two to this.
 TINY_POSITIONS = 512
+
 
 # Model types that number positions from padding_idx + 1 (RoBERTa's scheme): the first
 # pad_token_id + 1 rows of their position table never hold a token.
@@ -42,8 +35,11 @@ PADDING_OFFSET_TYPES = frozenset(
     }
 )
 
+
 # x86 flags (as /proc/cpuinfo names them) of native bfloat16 arithmetic, and the ARM one.
 X86_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
 ARM_BF16_FLAG = "bf16"
 
 
@@ -56,38 +52,6 @@ def position_limit(model_config: object) -> int | None:
         pad = getattr(model_config, "pad_token_id", None)
         rows -= (1 if pad is None else pad) + 1
     return int(rows)
-
-
-def _named_limit(name: str) -> int | None:
-    """The position limit of a model named by hub id or directory; None where its config is not at hand.
-
-    An unreadable config is not refused here: loading the model reports it with the fuller message.
-    """
-    if name == TINY:
-        return TINY_POSITIONS
-    from transformers import AutoConfig
-
-    try:
-        return position_limit(AutoConfig.from_pretrained(name))
-    except (OSError, ValueError):
-        return None
-
-
-def check_max_length(config: TrainConfig) -> None:
-    models: list[tuple[str, str]] = []
-    if config.teacher_dir:
-        models += [("teacher", d) for d in config.teacher_dir.split(",") if d]
-    elif config.stage in ("teacher", "all"):
-        models.append(("teacher", config.teacher))
-    if config.stage in ("student", "all") and not is_teacher_spec(config.student):
-        models.append(("student", config.student))  # a teacher:N student has its teacher's positions
-    for role, name in models:
-        limit = _named_limit(name)
-        if limit is not None and config.max_length > limit:
-            raise DistillError(
-                f"--max-length {config.max_length} is more than the {role} {name!r} has positions for "
-                f"({limit}): use --max-length {limit} or less (longer forms are split into windows anyway)"
-            )
 
 
 def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
@@ -136,24 +100,3 @@ def bf16_refusal(capability: str, flags: Iterable[str]) -> str | None:
         f"this CPU has no native bfloat16 (no {' or '.join(X86_BF16_FLAGS)} flag; PyTorch CPU "
         f"capability {capability}): bf16 would be emulated, many times slower than fp32"
     )
-
-
-def check_precision(config: TrainConfig) -> None:
-    if not (config.bf16 or config.fp16):
-        return
-    if torch.cuda.is_available() or torch.backends.mps.is_available():
-        return  # the Trainer checks GPU support itself
-    if config.fp16:
-        raise DistillError(
-            "--fp16 needs a CUDA GPU and none is here: train in fp32 (the default), or --bf16 on a "
-            "CPU with native bfloat16"
-        )
-    reason = bf16_refusal(*cpu_features())
-    if reason:
-        raise DistillError(f"--bf16 refused: {reason}; train without it (fp32 is faster here)")
-
-
-def check_settings(config: TrainConfig) -> None:
-    """Every preflight check; the first failure stops the run with one line."""
-    check_precision(config)
-    check_max_length(config)

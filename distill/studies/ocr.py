@@ -1,10 +1,10 @@
-"""`python -m distill.ocr_report MODEL...`: entity F1 from Tesseract's words on FUNSD's test scans.
+"""`python -m distill.studies.ocr MODEL...`: entity F1 from Tesseract's words on FUNSD's test scans.
 
 The number a user with scanned forms gets, beside the gold-words number papers quote. Tesseract
 reads every test image once (`--workers N` side by side); each MODEL (any model directory, exported
 variant or run directory, as `python -m distill.predict` takes) labels both the gold words and the
 OCR words, each in the box mode its run was trained with; the OCR words' tags are carried onto the
-gold words (distill/ocr_align.py) and both are scored by the same entity F1 (seqeval, words).
+gold words (distill/predict/ocr_align.py) and both are scored by the same entity F1 (seqeval, words).
 Writes <report-dir>/ocr.md and ocr.json.
 """
 
@@ -30,8 +30,8 @@ from distill.console import quiet_library_noise
 from distill.errors import DistillError
 from distill.labels import tag_type
 from distill.metrics import score_tags
-from distill.ocr_align import WordAgreement, match_words, project_tags, word_agreement
 from distill.predict.ocr import OcrOptions, OcrWord, check_tesseract, ocr_words, single_threaded
+from distill.predict.ocr_align import WordAgreement, match_words, project_tags, word_agreement
 from distill.predict.pages import PageInput, PageJob, fill_from_ocr
 from distill.schema import LABELS
 
@@ -293,7 +293,7 @@ def render(results: dict[str, Any]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m distill.ocr_report",
+        prog="python -m distill.studies.ocr",
         description="Entity F1 from Tesseract's words on FUNSD's test scans, against the gold words.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -371,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     quiet_library_noise()
-    command = portable_command(["python", "-m", "distill.ocr_report", *argv], placeholders(args))
+    command = portable_command(["python", "-m", "distill.studies.ocr", *argv], placeholders(args))
     try:
         path = run(args, command)
     except DistillError as err:

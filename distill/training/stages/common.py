@@ -14,16 +14,17 @@ from tqdm.auto import tqdm
 
 from distill import atomic
 from distill.config import TrainConfig
-from distill.distillation import detach_projection
-from distill.fit import FitResult, clear_checkpoints, fit
-from distill.loss_terms import LossTerm
+from distill.data.run_data import count_empty_forms, describe_run_data
 from distill.machine import is_main_process, package_versions
 from distill.metrics import score_word_logits
 from distill.models import Bundle
-from distill.report import write_training_report
-from distill.resolve import ResolvedRun
-from distill.run_dir import METRICS, count_empty_forms, describe_run_data, dir_size, read_json
-from distill.teacher_targets import ensemble_targets, word_targets
+from distill.run_dir import METRICS, dir_size, read_json
+from distill.terms.declared import LossTerm
+from distill.terms.word_vectors import detach_projection
+from distill.training.fit import FitResult, clear_checkpoints, fit
+from distill.training.report import write_training_report
+from distill.training.resolve import ResolvedRun
+from distill.training.teacher_targets import ensemble_targets, word_targets
 from distill.windows import WindowEncoder, takes_image
 
 PACKAGES = ("torch", "transformers", "datasets", "onnxruntime")

@@ -1,4 +1,4 @@
-"""The stages of a training run, each reading the one ResolvedRun (distill/resolve.py).
+"""The stages of a training run, each reading the one ResolvedRun (distill/training/resolve.py).
 
 common.py    encoding, scoring, training one model and saving it; metrics.json's records
 teacher.py   the teacher: fine-tuned here, reused from --teacher-dir or the run, or an ensemble

@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from distill.teacher_targets import CACHE_DIR
+from distill.training.teacher_targets import CACHE_DIR
 
 
 def link_or_copy(source: Path, target: Path) -> None:

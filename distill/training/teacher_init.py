@@ -17,7 +17,6 @@ layer below the teacher's last, which fine-tuning closes quickly. `teacher:0,3,6
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,54 +24,11 @@ from transformers import PreTrainedModel
 
 from distill.errors import DistillError
 from distill.models import Bundle
+from distill.student_spec import parse_spec
 from distill.windows import IMAGE_MODEL_TYPES, takes_image
 
-PREFIX = "teacher:"
 # The model-level image path of LayoutLMv3 (absent with visual_embed=False).
 IMAGE_PARTS = ("patch_embed.", "cls_token", "pos_embed", "layoutlmv3.LayerNorm.", "layoutlmv3.norm.")
-
-
-def is_teacher_spec(student: str) -> bool:
-    return student.startswith(PREFIX)
-
-
-@dataclass(frozen=True)
-class TeacherSpec:
-    """What `teacher:N` or `teacher:i,j,k` asks for: a count, or explicit teacher layer indices."""
-
-    count: int | None = None
-    layers: tuple[int, ...] = ()
-
-    def chosen(self, teacher_layers: int) -> list[int]:
-        """The teacher layers the student keeps, in order; a bad choice is a DistillError."""
-        if self.layers:
-            chosen = list(self.layers)
-            if any(b <= a for a, b in zip(chosen, chosen[1:], strict=False)):
-                raise DistillError(f"--student teacher:{','.join(map(str, chosen))}: layers must increase")
-            if chosen[-1] >= teacher_layers:
-                raise DistillError(
-                    f"--student teacher:{','.join(map(str, chosen))}: the teacher has layers 0..{teacher_layers - 1}"
-                )
-            return chosen
-        n = self.count or 0
-        if not 1 <= n <= teacher_layers:
-            raise DistillError(f"--student teacher:{n}: choose 1 to {teacher_layers} of the teacher's layers")
-        return evenly_spaced(n, teacher_layers)
-
-
-def parse_spec(student: str) -> TeacherSpec:
-    """`teacher:6` -> 6 layers evenly spaced; `teacher:0,3,6,9` -> those layers."""
-    body = student.removeprefix(PREFIX)
-    if re.fullmatch(r"\d+", body):
-        return TeacherSpec(count=int(body))
-    if re.fullmatch(r"\d+(,\d+)+", body):
-        return TeacherSpec(layers=tuple(int(x) for x in body.split(",")))
-    raise DistillError(f"--student {student!r}: write teacher:N (e.g. teacher:6) or a list (teacher:0,3,6,9)")
-
-
-def evenly_spaced(n: int, total: int) -> list[int]:
-    """round(i * total / n) for i < n: 0, 2, ..., 10 for 6 of 12 (see the module docstring)."""
-    return [int(i * total / n + 0.5) for i in range(n)] if n < total else list(range(total))
 
 
 def layer_list(model: PreTrainedModel) -> tuple[str, torch.nn.ModuleList]:

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from distill.config import HIDDEN_LOSSES
 from distill.errors import DistillError
 
 if TYPE_CHECKING:
-    from distill.distillation import TermInputs
+    from distill.terms.inputs import TermInputs
 
-HIDDEN_LOSSES = ("mse", "cosine")
 # The student's learned maps to the teacher's width, one per matched hidden state (see PROJECTION in
 # distillation.py for the single feature projection: the same attach / detach-before-save idea).
 LAYER_PROJECTIONS = "distill_layer_projections"
@@ -80,7 +80,8 @@ def shape_of(name: str) -> Shape:
     run resolves of a model it has not built yet. A text encoder built into a LayoutLMv3 keeps both."""
     from transformers import AutoConfig
 
-    from distill.models import TINY, TINY_HIDDEN, TINY_LAYERS
+    from distill.config import TINY
+    from distill.models import TINY_HIDDEN, TINY_LAYERS
 
     if name == TINY:
         return Shape(TINY_LAYERS, TINY_HIDDEN)
@@ -194,53 +195,3 @@ def attention_distribution_term(inputs: TermInputs, settings: Mapping[str, Any])
     student = inputs.attentions[settings["layer_S"]]
     teacher = inputs.teacher_attentions[settings["layer_T"]].detach()
     return attention_term(student, teacher, inputs.attention_mask)
-
-
-def shares_tokenizer(student_tokenizer: Any, teacher_tokenizer: Any) -> bool:
-    """Whether one window's input_ids mean the same tokens to both: the same vocabulary and specials."""
-    if student_tokenizer is teacher_tokenizer:
-        return True
-    same_specials = student_tokenizer.build_inputs_with_special_tokens(
-        [-1]
-    ) == teacher_tokenizer.build_inputs_with_special_tokens([-1])
-    return same_specials and student_tokenizer.get_vocab() == teacher_tokenizer.get_vocab()
-
-
-NEEDS_SHARED_TOKENIZER = (
-    "layer-to-layer distillation (--hidden-weight, --attention-weight) needs a student that shares the "
-    "teacher's tokenizer (e.g. --student teacher:6); use the word-level terms (--alpha, --feature-weight)"
-)
-
-
-def check_tokenizers(student: str, teacher: str, teacher_tokenizer: Any | None = None) -> None:
-    """Refuse layer matching between models that tokenise differently, before anything is trained.
-
-    Tokenizers load in a moment; a refusal after the teacher's fine-tuning would waste it. The tiny
-    preset's tokenizers are trained per model (BPE teacher, WordPiece student), so never shared.
-    `teacher_tokenizer`: the loaded teacher's, where the run already has it (--teacher-dir).
-    """
-    from distill.models import TINY, load_tokenizer
-
-    if TINY in (teacher, student):
-        raise DistillError(NEEDS_SHARED_TOKENIZER + "; the tiny preset trains one tokenizer per model")
-    try:
-        same = shares_tokenizer(load_tokenizer(student), teacher_tokenizer or load_tokenizer(teacher))
-    except (OSError, ValueError):
-        return  # not loadable here: loading the models reports it with the fuller message
-    if not same:
-        raise DistillError(NEEDS_SHARED_TOKENIZER + f": {student} and {teacher} tokenise differently")
-
-
-def training_encoder(student: Any, teacher: Any | None, max_length: int, stride: int) -> Any:
-    """The encoder of the students' training windows.
-
-    The student's own, except where a `teacher` runs in the loss and reads fields the student does
-    not (boxes, the page image): then the teacher's, whose windows are the same tokens (a shared
-    tokenizer) with those fields added; each model takes only its own inputs from the batch.
-    """
-    if teacher is not None:
-        from distill.predict import model_input_names
-
-        if set(model_input_names(teacher.model)) - set(model_input_names(student.model)):
-            return teacher.encoder(max_length, stride)
-    return student.encoder(max_length, stride)

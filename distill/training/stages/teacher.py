@@ -7,12 +7,13 @@ from typing import Any
 
 from transformers import set_seed
 
-from distill.fit import FitResult
+from distill.builders import build_teacher
 from distill.machine import is_main_process
-from distill.models import Bundle, build_teacher
-from distill.resolve import ResolvedRun
+from distill.models import Bundle
 from distill.run_dir import TEACHER, TOKENIZERS
-from distill.stages.common import (
+from distill.training.fit import FitResult
+from distill.training.resolve import ResolvedRun
+from distill.training.stages.common import (
     RunMetrics,
     encode_split,
     ensemble_record,

@@ -15,21 +15,18 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from distill import atomic
-from distill.attention_bias import learn_attention_bias
+from distill.builders import BOX_TABLES
 from distill.config import TrainConfig
-from distill.distillation import (
-    DistillationTrainer,
-    WindowCollator,
-    WindowDataset,
-    attach_projection,
-)
 from distill.errors import DistillError
-from distill.layer_match import attach_layer_projections
-from distill.loss_terms import PLAIN, LossTerm, describe, is_layer_term, is_plain, uses
-from distill.losses import balanced_weights, class_weights_record, tag_counts
 from distill.machine import is_main_process
-from distill.models import BOX_TABLES, Bundle
+from distill.models import Bundle
 from distill.predict import model_input_names
+from distill.terms.declared import PLAIN, LossTerm, describe, is_layer_term, is_plain, uses
+from distill.terms.label_losses import balanced_weights, class_weights_record, tag_counts
+from distill.terms.layers import attach_layer_projections
+from distill.terms.word_vectors import attach_projection
+from distill.training.attention_bias import learn_attention_bias
+from distill.training.trainer import DistillationTrainer, WindowCollator, WindowDataset
 
 CHECKPOINTS = "checkpoints"
 ELAPSED = "docdistill_elapsed.json"  # in each checkpoint: training seconds spent up to it, all segments

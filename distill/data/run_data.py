@@ -1,0 +1,89 @@
+"""The data a run was trained and scored on, rebuilt from its config (TrainConfig) in the run's labels.
+
+Training, the export's validation and the bench read a run's forms through here, so every
+stage scores the same split.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import datasets
+
+from distill.config import TrainConfig
+from distill.data import describe_source, load_source
+from distill.errors import DistillError
+from distill.labels import LabelSet, data_labels, resolve_labels
+
+
+def _source_options(config: TrainConfig) -> dict:
+    return {
+        "word_boxes": config.word_boxes,
+        "synthetic_forms": config.synthetic_forms,
+        "max_words": config.max_words,
+        "seed": config.seed,
+    }
+
+
+def describe_run_data(config: TrainConfig) -> str:
+    """One line naming a run's data and the split it is scored on."""
+    split = f"{config.holdout_forms} held-out training forms" if config.holdout_forms else "the test split"
+    return f"{describe_source(config.data, **_source_options(config))}, scored on {split}"
+
+
+def run_labels(data: datasets.DatasetDict) -> LabelSet:
+    """The label set of data from load_run_data (its ner_tags names are the run's tags)."""
+    return data_labels(data)
+
+
+def load_run_data(config: TrainConfig) -> datasets.DatasetDict:
+    """The dataset a run was trained and scored on, rebuilt from its config, in the run's labels."""
+    return load_run_data_noted(config)[0]
+
+
+def load_run_data_noted(config: TrainConfig) -> tuple[datasets.DatasetDict, list[str]]:
+    """load_run_data, with what a report should say about the data: how boxes were normalised
+    (sources that tell), forms without an image, I- tags repaired."""
+    data, _, repaired = resolve_labels(load_source(config.data, **_source_options(config)), config.labels)
+    notes = [
+        n
+        for split in data.values()
+        for n in (split.info.description or "").splitlines()
+        if n.startswith("note:")
+    ]
+    if repaired:
+        notes.append(
+            f"note: {repaired} I- tag(s) without a B- before them were repaired to B- (seqeval reads them so)"
+        )
+    data = _held_out(data, config)
+    return data, [n.removeprefix("note:").strip() for n in notes]
+
+
+def _held_out(data: datasets.DatasetDict, config: TrainConfig) -> datasets.DatasetDict:
+    if config.holdout_forms <= 0:
+        return data
+    train = data["train"]
+    if config.holdout_forms >= len(train):
+        raise DistillError(
+            f"--holdout-forms ({config.holdout_forms}) must be fewer than the {len(train)} training forms"
+        )
+    # The same held-out forms whatever the run's seed, so runs tuned on them compare like for like.
+    split = train.train_test_split(test_size=config.holdout_forms, seed=0, shuffle=True)
+    return datasets.DatasetDict(train=split["train"], test=split["test"])
+
+
+def count_empty_forms(data: datasets.DatasetDict) -> dict[str, int]:
+    """Forms without a single word, per split: they load, but have nothing to train on or score."""
+    return {split: sum(1 for tokens in data[split]["tokens"] if not tokens) for split in data}
+
+
+def note_empty_forms(counts: dict[str, int]) -> None:
+    """One line on stderr when some forms have no words (the run skips them in training)."""
+    if any(counts.values()):
+        parts = ", ".join(f"{n} in {split}" for split, n in counts.items() if n)
+        print(
+            f"note: {sum(counts.values())} form(s) without words ({parts}): "
+            "skipped for training; in evaluation they have nothing to score",
+            file=sys.stderr,
+            flush=True,
+        )
