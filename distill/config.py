@@ -290,7 +290,7 @@ class TrainConfig:
 
 
 def validate_student_options(config: TrainConfig) -> None:
-    """teacher:N and layer-to-layer options (their logic: teacher_init.py, layer_match.py)."""
+    """teacher:N and layer-to-layer options (their logic: distill/student_spec.py, distill/terms/layers.py)."""
     from distill.student_spec import is_teacher_spec, parse_spec
 
     if config.hidden_weight < 0 or config.attention_weight < 0:
@@ -325,7 +325,7 @@ def read_values(path: str | Path) -> dict[str, Any]:
 
 
 # Options that change what a run trains and scores. Resuming a run directory with any of them
-# different would mix two experiments in one run, so it is refused (resolve.py); the others (where
+# different would mix two experiments in one run, so it is refused (distill/training/resolve.py); the others (where
 # reports go, evaluation batch size, precision, checkpoint frequency, which stages to run now) may
 # change between the invocations of one run. A new option is run-defining unless listed here.
 NOT_RUN_DEFINING = frozenset(

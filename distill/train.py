@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
-    """The command line's options, layered (defaults < preset < config file < flags) by resolve.py."""
+    """The command line's options, layered (defaults < preset < config file < flags) by distill/training/resolve.py."""
     from distill.training.resolve import layered_options  # after --help: it loads the data and model layers
 
     given = vars(build_parser().parse_args(argv))

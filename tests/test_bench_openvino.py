@@ -74,28 +74,28 @@ def test_openvino_gemm_probes_run_and_bf16_ones_skip_where_bf16_is_emulated(
     assert probes["openvino FullyConnected u8s8"].precision == "int8"
     assert probes["openvino FullyConnected bf16"].needs_bf16 == "openvino"
     assert probes["torch matmul bf16"].precision == "bf16"
+    import distill.hardware as hardware
     import distill.predict.openvino_runtime as ovr
-    import distill.training.preflight as preflight
 
     monkeypatch.setattr(ovr, "default_precision", lambda: "f32")
     assert "runs f32 here" in limits.bf16_reason("openvino")
-    monkeypatch.setattr(preflight, "cpu_features", lambda: ("AVX2", frozenset({"avx2", "fma"})))
+    monkeypatch.setattr(hardware, "cpu_features", lambda: ("AVX2", frozenset({"avx2", "fma"})))
     assert "no native bf16" in limits.bf16_reason("torch")
 
 
 def test_pytorch_bf16_autocast_runs_only_where_bf16_is_native(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    import distill.training.preflight as preflight
+    import distill.hardware as hardware
     from bench.runtimes import BY_NAME, Unavailable, check_available, torch_backend
     from distill.builders import tiny_student
     from distill.schema import FUNSD_LABELS
 
     runtime = BY_NAME["torch-bf16"]
-    monkeypatch.setattr(preflight, "cpu_features", lambda: ("AVX2", frozenset({"avx2", "fma"})))
+    monkeypatch.setattr(hardware, "cpu_features", lambda: ("AVX2", frozenset({"avx2", "fma"})))
     with pytest.raises(Unavailable, match="no native bf16"):
         check_available(runtime)
-    monkeypatch.setattr(preflight, "cpu_features", lambda: ("AVX512", frozenset({"avx512f", "avx512_bf16"})))
+    monkeypatch.setattr(hardware, "cpu_features", lambda: ("AVX512", frozenset({"avx512f", "avx512_bf16"})))
     check_available(runtime)  # native: the row runs
     model = tiny_student(["a", "b", "c"] * 20, FUNSD_LABELS).model
     batch = {"input_ids": np.ones((1, 6), dtype=np.int64), "attention_mask": np.ones((1, 6), dtype=np.int64)}

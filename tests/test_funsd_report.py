@@ -162,15 +162,10 @@ def _record(seed: int, f1: float) -> dict:
 
 
 def test_a_partial_study_ranks_students_on_shared_seeds_and_pairs_the_gap_by_seed() -> None:
-    from distill.studies.funsd import (
-        LAYOUT,
-        TEACHER_ROW,
-        TEXT,
-        best_student,
-        build_parser,
-        render,
-        study_rows,
-    )
+    from distill.studies.funsd import build_parser
+    from distill.studies.funsd_plan import LAYOUT, TEACHER_ROW, TEXT, study_rows
+    from distill.studies.funsd_tables import render
+    from distill.studies.funsd_targets import best_student
 
     args = build_parser().parse_args(
         ["--teacher", "t", "--teacher-as-is", "--teacher-seed", "0", "--student", "s", "--partial"]
@@ -244,7 +239,9 @@ def test_teacher_initialised_rows_export_and_are_timed_beside_the_teacher(tmp_pa
 
 def test_the_cost_targets_are_judged_from_f1_speed_and_the_recommended_variant() -> None:
     """Fabricated figures: each target met or not exactly as the numbers say."""
-    from distill.studies.funsd import TEACHER_ROW, build_parser, issue_targets, study_rows
+    from distill.studies.funsd import build_parser
+    from distill.studies.funsd_plan import TEACHER_ROW, study_rows
+    from distill.studies.funsd_targets import issue_targets
     from distill.studies.plot import Point, frontier
 
     args = build_parser().parse_args(["--teacher", "t", "--student", "s", "--init-layers", "6"])
@@ -284,14 +281,9 @@ def test_the_cost_targets_are_judged_from_f1_speed_and_the_recommended_variant()
 def test_a_reused_teacher_is_reported_with_the_forms_and_budget_of_the_run_that_trained_it(
     tmp_path: Path,
 ) -> None:
-    from distill.studies.funsd import (
-        TEACHER_ROW,
-        as_shown,
-        build_parser,
-        reused_note,
-        reused_teacher,
-        shown_paths,
-    )
+    from distill.studies.funsd import build_parser
+    from distill.studies.funsd_plan import TEACHER_ROW
+    from distill.studies.funsd_tables import as_shown, reused_note, reused_teacher, shown_paths
 
     source = tmp_path / "tuning" / "teacher-run"
     (source / "teacher").mkdir(parents=True)

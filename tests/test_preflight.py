@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from transformers import BertConfig, DebertaV2Config, RobertaConfig
 
-from distill import train
+from distill import hardware, train
 from distill.builders import tiny_student, tiny_teacher
 from distill.schema import FUNSD_LABELS
 from distill.training import preflight
@@ -41,9 +41,9 @@ GRAVITON2 = "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp
     ],
 )
 def test_native_bf16_is_read_from_real_cpu_flags(cpuinfo: str, capability: str, native: bool) -> None:
-    flags = preflight.cpu_flags(cpuinfo)
+    flags = hardware.cpu_flags(cpuinfo)
     assert "fp" in flags or "fpu" in flags, "the flag line parses"
-    reason = preflight.bf16_refusal(capability, flags)
+    reason = hardware.bf16_refusal(capability, flags)
     assert (reason is None) == native, reason
     if not native:
         assert capability in reason
@@ -52,7 +52,7 @@ def test_native_bf16_is_read_from_real_cpu_flags(cpuinfo: str, capability: str, 
 def test_this_machines_flags_are_found() -> None:
     """PyTorch's capability and the flags read here are two sources: they must agree on this CPU
     (it compared the capability with the very call that produced it)."""
-    capability, flags = preflight.cpu_features()
+    capability, flags = hardware.cpu_features()
     if Path("/proc/cpuinfo").is_file():
         assert flags, "/proc/cpuinfo has a flags (x86) or Features (ARM) line"
     needs = {"AVX512": "avx512f", "AVX2": "avx2"}.get(capability.upper().split("_")[0])
@@ -63,8 +63,8 @@ def test_this_machines_flags_are_found() -> None:
 @pytest.mark.parametrize(
     ("simulated", "flag", "message"),
     [
-        ((("AVX2", preflight.cpu_flags(EPYC_7352))), "--bf16", "no native bfloat16"),
-        ((("AVX512", preflight.cpu_flags(ZEN4))), "--fp16", "--fp16 needs a CUDA GPU"),
+        ((("AVX2", hardware.cpu_flags(EPYC_7352))), "--bf16", "no native bfloat16"),
+        ((("AVX512", hardware.cpu_flags(ZEN4))), "--fp16", "--fp16 needs a CUDA GPU"),
     ],
 )
 def test_mixed_precision_a_cpu_would_emulate_is_refused_before_any_work(
@@ -85,22 +85,18 @@ def test_mixed_precision_a_cpu_would_emulate_is_refused_before_any_work(
 
 
 def test_bf16_on_a_native_cpu_passes_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(preflight, "cpu_features", lambda: ("AVX512", preflight.cpu_flags(SAPPHIRE_RAPIDS)))
+    monkeypatch.setattr(preflight, "cpu_features", lambda: ("AVX512", hardware.cpu_flags(SAPPHIRE_RAPIDS)))
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     preflight.check_settings(train.parse_config(["--preset", "quickstart", "--bf16"]))
 
 
 def test_position_limits_come_from_the_model_config() -> None:
-    assert preflight.position_limit(BertConfig()) == 512
-    assert preflight.position_limit(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
-    assert preflight.position_limit(DebertaV2Config(position_biased_input=False)) is None
+    assert hardware.position_limit(BertConfig()) == 512
+    assert hardware.position_limit(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
+    assert hardware.position_limit(DebertaV2Config(position_biased_input=False)) is None
     # The tiny preset's constant is what its models really hold.
-    assert (
-        preflight.position_limit(tiny_teacher(WORDS, FUNSD_LABELS).model.config) == preflight.TINY_POSITIONS
-    )
-    assert (
-        preflight.position_limit(tiny_student(WORDS, FUNSD_LABELS).model.config) == preflight.TINY_POSITIONS
-    )
+    assert hardware.position_limit(tiny_teacher(WORDS, FUNSD_LABELS).model.config) == hardware.TINY_POSITIONS
+    assert hardware.position_limit(tiny_student(WORDS, FUNSD_LABELS).model.config) == hardware.TINY_POSITIONS
 
 
 @pytest.mark.parametrize("student", ["tiny", "checkpoint"])

@@ -26,14 +26,9 @@ def test_absolute_paths_become_relative_under_the_working_directory_or_named_pla
 
 
 def test_the_funsd_report_names_its_data_and_forms_and_no_home_directory(tmp_path: Path, monkeypatch) -> None:
-    from distill.studies.funsd import (
-        TEACHER_ROW,
-        TEXT,
-        build_parser,
-        command_placeholders,
-        render,
-        study_rows,
-    )
+    from distill.studies.funsd import build_parser
+    from distill.studies.funsd_plan import TEACHER_ROW, TEXT, study_rows
+    from distill.studies.funsd_tables import command_placeholders, render
 
     monkeypatch.chdir(tmp_path)
     argv = ["--data", "synthetic", "--teacher", MPNET, "--teacher-as-is", "--student", MINILM, "--seeds", "0",

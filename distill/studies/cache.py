@@ -1,6 +1,6 @@
 """One copy of the teacher's word targets for a whole study, shared by its distilled runs.
 
-The cache in each run directory (teacher_targets.py) is keyed by content: the teacher's weights,
+The cache in each run directory (distill/training/teacher_targets.py) is keyed by content: the teacher's weights,
 the forms and the encoding, not the student. A study whose seeds share one teacher (--teacher-seed)
 therefore needs those targets once, not once per distilled run (minutes of a base-size teacher on
 two cores each time). Before a run, every target file the study holds is linked into the run's

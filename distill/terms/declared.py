@@ -87,7 +87,7 @@ TERMS: dict[str, TermKind] = {
         frozenset({"student_attentions", "teacher_attentions"}),
         layered=True,
     ),
-    # The teacher's losses for rare types (losses.py).
+    # The teacher's losses for rare types (distill/terms/label_losses.py).
     "balanced_labels": TermKind(
         label_loss_term("balanced"),
         "class-weighted CE(labels), w_c = N / (K·n_c) from the training windows' tag counts",

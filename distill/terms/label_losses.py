@@ -2,7 +2,7 @@
 
 FUNSD's HEADER words are 6.7% of the training words and its B-HEADER tags fewer still; a teacher
 trained with plain cross-entropy can learn never to predict them. Two standard remedies, as one
-option (`--teacher-loss`), each a term of the teacher's declared loss (loss_terms.py):
+option (`--teacher-loss`), each a term of the teacher's declared loss (distill/terms/declared.py):
 
 - balanced: cross-entropy with per-tag weights from the training windows' own tag counts,
   inverse frequency normalised so that the average weight over the training positions is 1

@@ -8,7 +8,7 @@ BERT-base teacher too), their positions line up, so more than the output can be 
   differ (scaffolding on the student while it trains, removed before it is saved);
 - attention distributions of the last layer (MiniLM): KL(teacher || student) per head, per query row.
 
-Each matched layer is one term of the student's declared loss (loss_terms.py: `hidden_states`,
+Each matched layer is one term of the student's declared loss (distill/terms/declared.py: `hidden_states`,
 `attentions`), with its weight and its TextBrewer-style settings (layer_T, layer_S, feature, loss,
 proj), recorded so in config.toml and metrics.json (`intermediate_matches`). Hidden-state indices
 count the embeddings as 0; attention indices are the attention layers' own (0-based).
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from distill.terms.inputs import TermInputs
 
 # The student's learned maps to the teacher's width, one per matched hidden state (see PROJECTION in
-# distillation.py for the single feature projection: the same attach / detach-before-save idea).
+# word_vectors.py for the single feature projection: the same attach / detach-before-save idea).
 LAYER_PROJECTIONS = "distill_layer_projections"
 
 

@@ -68,7 +68,9 @@ class FitResult:
     steps: int
     resumed_from: str | None
     world_size: int
-    class_weights: dict[str, Any] | None = None  # a balanced loss's per-tag weights (losses.py)
+    class_weights: dict[str, Any] | None = (
+        None  # a balanced loss's per-tag weights (distill/terms/label_losses.py)
+    )
 
 
 def last_complete_checkpoint(directory: Path) -> Path | None:
@@ -211,12 +213,12 @@ def fit(
 ) -> FitResult:
     """Train `bundle.model` in place on `windows`; resume from this run's last checkpoint if any.
 
-    `terms` is the declared loss (loss_terms.py): the DistillationTrainer sums them, and when one of
+    `terms` is the declared loss (distill/terms/declared.py): the DistillationTrainer sums them, and when one of
     them reads the cached teacher the windows carry `teacher_logits`. Cross-entropy alone (PLAIN) is
     the plain Trainer with the model's own loss (fine-tuning, what a user does without us). A term
     with a projection (feature or layer-to-layer distillation) attaches one to the model while it
     trains; the caller removes it (detach_projection) before saving. `teacher`: the frozen teacher,
-    run in the loss where a term reads its hidden states or attentions (layer_match.py).
+    run in the loss where a term reads its hidden states or attentions (distill/terms/layers.py).
     `box_lr` > 0 trains box embeddings this project added (`bundle.fresh_boxes`) at that rate.
     """
     cached = uses(terms, "teacher_logits")

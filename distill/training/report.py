@@ -61,7 +61,7 @@ def distilled(d: dict[str, Any]) -> bool:
 
 
 def loss_formula(d: dict[str, Any]) -> str:
-    """The declared loss, term by term (loss_terms.py), from metrics.json's record."""
+    """The declared loss, term by term (distill/terms/declared.py), from metrics.json's record."""
     from distill.terms.declared import LossTerm, describe
 
     if "terms" in d:

@@ -315,7 +315,9 @@ class ResolvedRun:
     labels: LabelSet
     data_notes: tuple[str, ...]  # what the report says about the data
     teachers: Teachers
-    terms: tuple[LossTerm, ...]  # the distilled student's loss (loss_terms.py), layer terms mapped
+    terms: tuple[
+        LossTerm, ...
+    ]  # the distilled student's loss (distill/terms/declared.py), layer terms mapped
     teacher_terms: tuple[LossTerm, ...] = PLAIN  # the teacher's fine-tuning loss (--teacher-loss)
     student: StudentPlan = StudentPlan()  # how its students are built (a model of their own by default)
 
