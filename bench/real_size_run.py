@@ -112,7 +112,7 @@ def build(output_dir: Path, data: str, layout_student: bool, seed: int) -> Path:
         output_dir / METRICS,
         {TIMING_ONLY_KEY: True, "note": TIMING_ONLY_NOTE, "data": data, "models": records},
     )
-    config.updated({"labels": labels.option()}).write(output_dir / "config.toml")
+    dataclasses.replace(config, labels=labels.option()).write(output_dir / "config.toml")
     return output_dir
 
 

@@ -243,18 +243,12 @@ class TrainConfig:
     @classmethod
     def read(cls, path: str | Path) -> TrainConfig:
         """The whole configuration in `path` (unset options at their defaults): a run's config.toml."""
-        return cls().updated(read_values(path), source=path)
+        return cls(**read_values(path))
 
-    def updated(self, values: dict[str, Any], source: str | Path | None = None) -> TrainConfig:
-        """A copy with `values` (kebab- or snake-case keys) applied; unknown keys are an error."""
-        known = {f.name: f for f in fields(self)}
-        changes: dict[str, Any] = {}
-        for key, value in values.items():
-            name = key.replace("-", "_")
-            if name not in known:
-                raise DistillError(f"unknown option {key!r}", source)
-            changes[name] = value
-        return dataclasses.replace(self, **changes)
+    def updated(self, values: dict[str, Any]) -> TrainConfig:
+        """A copy with `values` applied. A run's options are laid over each other in one place only
+        (distill/training/resolve.py: assemble_config); elsewhere a config is read whole (`read`)."""
+        return dataclasses.replace(self, **checked_names(values))
 
     def validate(self) -> TrainConfig:
         if self.stage not in ("teacher", "student", "all"):
@@ -320,7 +314,15 @@ def read_values(path: str | Path) -> dict[str, Any]:
         raise DistillError("no such config file", path) from err
     except tomllib.TOMLDecodeError as err:
         raise DistillError(f"not valid TOML: {err}", path) from err
-    TrainConfig().updated(values, source=path)  # unknown option names fail here, naming the file
+    return checked_names(values, source=path)  # unknown option names fail here, naming the file
+
+
+def checked_names(values: dict[str, Any], source: str | Path | None = None) -> dict[str, Any]:
+    """`values` with snake-case keys; an unknown option is an error naming `source`."""
+    known = {f.name for f in fields(TrainConfig)}
+    for key in values:
+        if key.replace("-", "_") not in known:
+            raise DistillError(f"unknown option {key!r}", source)
     return {key.replace("-", "_"): value for key, value in values.items()}
 
 

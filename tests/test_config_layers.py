@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -64,9 +65,12 @@ def test_resuming_with_other_run_defining_options_is_refused_naming_them(tmp_pat
     first.write(run / CONFIG)
     check_resumable(run, first)  # the same options: resume
     # Where reports go, how evaluation is batched, which stage runs now: the same run.
-    check_resumable(run, first.updated({"report_dir": "elsewhere", "eval_batch_size": 4, "stage": "student"}))
+    check_resumable(
+        run,
+        dataclasses.replace(first, **{"report_dir": "elsewhere", "eval_batch_size": 4, "stage": "student"}),
+    )
     with pytest.raises(DistillError) as err:
-        check_resumable(run, first.updated({"seed": 2, "alpha": 1.0}))
+        check_resumable(run, dataclasses.replace(first, **{"seed": 2, "alpha": 1.0}))
     assert "--seed 42 -> 2" in str(err.value) and "--alpha 0.5 -> 1.0" in str(err.value)
     assert "--output-dir" in str(err.value), "it says how to start a new run instead"
 

@@ -3,6 +3,7 @@ transfer set, the run's cache of teacher targets, and training time summed over 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -31,7 +32,7 @@ SMALL = {**PRESETS["quickstart"], "synthetic_forms": 16, "max_words": 60, "repor
 
 def small_config(tmp_path: Path, **changes: object) -> TrainConfig:
     values = {**SMALL, "report_dir": str(tmp_path / "reports"), **changes}
-    return TrainConfig().updated(values)
+    return dataclasses.replace(TrainConfig(), **values)
 
 
 @pytest.fixture(scope="module")
@@ -201,8 +202,9 @@ def test_feature_weight_zero_and_alpha_zero_is_plain_fine_tuning(
     import shutil
 
     shutil.copytree(tmp_path / "kd" / "tokenizers", tmp_path / "plain" / "tokenizers")
-    plain = distilled.updated(
-        {"teacher_dir": "", "alpha": 0.0, "feature_weight": 0.0, "output_dir": str(tmp_path / "plain")}
+    plain = dataclasses.replace(
+        distilled,
+        **{"teacher_dir": "", "alpha": 0.0, "feature_weight": 0.0, "output_dir": str(tmp_path / "plain")},
     )
     run_training(plain)
     metrics = json.loads((tmp_path / "plain" / "metrics.json").read_text())
@@ -243,7 +245,7 @@ def test_a_collapsed_teacher_is_refused_unless_asked_for(text_teacher_run: Path,
         "**The teacher has collapsed**: it predicts I-ANSWER for 100.0%"
         in (tmp_path / "reports" / "training.md").read_text()
     )
-    run_training(config.updated({"distil_collapsed_teacher": True}))  # the same run, now asked for
+    run_training(dataclasses.replace(config, distil_collapsed_teacher=True))  # the same run, now asked for
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert (
         metrics["teacher_collapse"]["label"] == "I-ANSWER" and metrics["teacher_collapse"]["distilled_anyway"]
@@ -311,7 +313,7 @@ def test_train_seconds_add_up_over_resumed_segments(
     # Pretend the first segment took 1000 s: the resumed segment must add to it, not replace it.
     (checkpoint / ELAPSED).write_text(json.dumps({"train_seconds": 1000.0}))
     capsys.readouterr()
-    result = fit(bundle, windows, config.updated({"max_steps": 4}), run, "student", 1e-3, 1.0)
+    result = fit(bundle, windows, dataclasses.replace(config, **{"max_steps": 4}), run, "student", 1e-3, 1.0)
     assert result.resumed_from and result.steps == 4
     # Issue 20, defect 16: the console said nothing; only metrics.json recorded resumed_from.
     assert f"student: resuming from {checkpoint} (step 2)" in capsys.readouterr().err

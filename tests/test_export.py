@@ -8,6 +8,7 @@ not need trained weights.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import shutil
@@ -528,7 +529,7 @@ def test_the_openvino_ladder_tries_nncf_mitigations_in_order_until_the_gate_pass
 def test_a_holdout_run_is_never_called_the_test_split(run: Path, exported: dict, tmp_path: Path) -> None:
     copy = tmp_path / "run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("onnx"))
-    TrainConfig.read(run / "config.toml").updated({"holdout_forms": 4}).write(copy / "config.toml")
+    dataclasses.replace(TrainConfig.read(run / "config.toml"), holdout_forms=4).write(copy / "config.toml")
     args = [
         "--run-dir",
         str(copy),

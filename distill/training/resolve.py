@@ -2,11 +2,12 @@
 
 In this order, in this one place:
 
-1. the options: defaults < preset < config file < flags (`layered_options`), each option
-   remembering whether the user set it;
-2. the run directory's record, when it holds one: an option the user left unset takes the
+1. the options: the layers the user gave (preset, config file, flags: `layered_options`) and,
+   when the run directory holds a run, its record, laid over the defaults in one pass by
+   `assemble_config`, the one place a TrainConfig is built: an option no layer set takes the
    recorded value (an unset --labels is the run's recorded set), one they set must agree with
    it, compared after normalising (label spacing, `dir/` against `dir`);
+2. the same pass again once the data is loaded, with its labels fixed;
 3. the data and its labels, then the teachers (loaded, their labels checked) and the loss terms;
 4. the students: `teacher:N` (the teacher's own layers, its tokenizer) or a model of its own, and
    the layer-to-layer terms mapped to both models' layers (refused when the tokenizers differ).
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,51 +53,62 @@ from distill.terms.layers import Shape, shape_of
 from distill.training.preflight import check_settings
 from distill.training.tokenizers import check_tokenizers
 
-# --- 1. the options ---------------------------------------------------------------------------
+# --- 1. the options, and 2. the run directory's record: assembled in one pass --------------------
 
 
 @dataclass(frozen=True)
 class Options:
-    """What the user asked for: every option's value, and which ones a preset, a file or a flag set."""
+    """What the user asked for, layer by layer: a preset's values, a config file's, the flags'.
 
-    config: TrainConfig
-    given: frozenset[str]
+    Only the options each layer sets; `assemble_config` lays them over the defaults (and the run
+    directory's record) in one pass. `given`: the options any layer set.
+    """
+
+    preset: Mapping[str, Any] = field(default_factory=dict)
+    file: Mapping[str, Any] = field(default_factory=dict)
+    flags: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def given(self) -> frozenset[str]:
+        return frozenset(self.preset) | frozenset(self.file) | frozenset(self.flags)
+
+    @property
+    def config(self) -> TrainConfig:
+        """The options as asked, before a run directory's record or the data (no labels fixed)."""
+        return assemble_config(self)[0]
 
     @classmethod
     def of(cls, config: TrainConfig) -> Options:
         """A whole configuration (the Python API): every option counts as set, except an empty labels."""
-        return cls(
-            config,
-            frozenset(f.name for f in fields(TrainConfig)) - ({"labels"} if not config.labels else set()),
-        )
+        values = {f.name: getattr(config, f.name) for f in fields(TrainConfig)}
+        if not config.labels:
+            del values["labels"]
+        return cls(flags=values)
 
 
 def layered_options(
     flags: Mapping[str, Any], preset: str | None = None, config_file: str | None = None
 ) -> Options:
-    """defaults < preset < config file < flags, whatever their order on the command line."""
-    config = TrainConfig()
-    given: set[str] = set()
-    if preset is not None:
-        config = config.updated(PRESETS[preset])
-        given |= set(PRESETS[preset])
+    """The command line's layers (whatever their order on it), each checked: an unknown option in the
+    config file names the file, a bad combination fails here, before any data or model is loaded."""
+    file: dict[str, Any] = {}
     if config_file is not None:
-        values = read_values(config_file)
+        file = read_values(config_file)
         # A run's config.toml names its own run directory: reusing the file for a new run must not
         # write into that run. The output directory comes from --output-dir alone.
-        if values.pop("output_dir", ""):
+        if file.pop("output_dir", ""):
             print(
                 f"note: {config_file}: output_dir ignored (pass --output-dir to choose the run directory)",
                 file=sys.stderr,
             )
-        config = config.updated(values, source=config_file)
-        given |= set(values)
-    config = config.updated(dict(flags))
-    given |= {key.replace("-", "_") for key in flags}
-    return Options(config.validate(), frozenset(given))
+    options = Options(
+        dict(PRESETS[preset]) if preset is not None else {},
+        file,
+        {key.replace("-", "_"): value for key, value in flags.items()},
+    )
+    assemble_config(options)  # validated now
+    return options
 
-
-# --- 2. normalised, and the run directory's record ----------------------------------------------
 
 PATH_OPTIONS = ("data", "teacher", "student", "teacher_dir")
 
@@ -111,9 +123,9 @@ def normal_path(value: str) -> str:
     return path
 
 
-def normalised(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
-    """The options written one way, so that the same command always compares equal; and notes on
-    options that were given but cannot apply."""
+def normalisation(config: TrainConfig) -> tuple[dict[str, Any], list[str]]:
+    """The options written one way, so that the same command always compares equal (as changes to
+    `config`); and notes on options that were given but cannot apply."""
     changes: dict[str, Any] = {}
     notes: list[str] = []
     if config.labels.strip():
@@ -130,20 +142,44 @@ def normalised(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
             "(--alpha 0 and --feature-weight 0), so no teacher labels a transfer set; recorded as 0"
         )
         changes["transfer_copies"] = 0
-    return config.updated(changes), notes
+    return changes, notes
 
 
-def inherited(config: TrainConfig, given: Collection[str], recorded: TrainConfig | None) -> TrainConfig:
-    """Run-defining options the user left unset take the run directory's recorded values."""
-    if recorded is None:
-        return config
-    unset = [
-        f.name
+def normal_values(config: TrainConfig) -> dict[str, Any]:
+    """Every option of `config`, normalised: what two runs' records are compared by."""
+    return {f.name: getattr(config, f.name) for f in fields(TrainConfig)} | normalisation(config)[0]
+
+
+def recorded_values(options: Options, recorded: TrainConfig) -> dict[str, Any]:
+    """The run directory's record of the run-defining options no layer set (nor an empty --labels)."""
+    layered = {**options.preset, **options.file, **options.flags}
+    return {
+        f.name: getattr(recorded, f.name)
         for f in fields(TrainConfig)
         if f.name not in NOT_RUN_DEFINING
-        and (f.name not in given or (f.name == "labels" and not config.labels))
-    ]
-    return config.updated({name: getattr(recorded, name) for name in unset})
+        and (f.name not in options.given or (f.name == "labels" and not layered.get("labels")))
+    }
+
+
+def assemble_config(
+    options: Options, recorded: TrainConfig | None = None, labels: LabelSet | None = None
+) -> tuple[TrainConfig, list[str]]:
+    """The run's TrainConfig, built in this one place, in one direction.
+
+    Layers in order: the defaults, the preset, the config file, the run directory's record (for
+    the run-defining options none of those set), the flags; the result normalised (paths, label
+    spacing); then, once the data is loaded, its labels. Returns the config and notes on options
+    that cannot apply.
+    """
+    values: dict[str, Any] = {**options.preset, **options.file}
+    if recorded is not None:
+        values |= recorded_values(options, recorded)
+    values |= options.flags
+    config = TrainConfig().updated(values).validate()
+    changes, notes = normalisation(config)
+    if labels is not None:
+        changes["labels"] = labels.option()  # later stages and reruns read this set
+    return config.updated(changes).validate(), notes
 
 
 def _resolved(value: str) -> list[Path] | None:
@@ -162,15 +198,18 @@ def _same(name: str, old: Any, new: Any) -> bool:
 
 
 def run_defining_differences(old: TrainConfig, new: TrainConfig) -> list[str]:
-    """`--option old -> new` for each run-defining option that differs (both already normalised)."""
+    """`--option old -> new` for each run-defining option that differs (after normalising both)."""
+    before, after = normal_values(old), normal_values(new)
     return [
-        f"--{f.name.replace('_', '-')} {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
+        f"--{f.name.replace('_', '-')} {before[f.name]!r} -> {after[f.name]!r}"
         for f in fields(TrainConfig)
-        if f.name not in NOT_RUN_DEFINING and not _same(f.name, getattr(old, f.name), getattr(new, f.name))
+        if f.name not in NOT_RUN_DEFINING and not _same(f.name, before[f.name], after[f.name])
     ]
 
 
-def resumed_options(run: Path, options: Options) -> tuple[TrainConfig, TrainConfig | None, list[str]]:
+def resumed_options(
+    run: Path, options: Options, labels: LabelSet | None = None
+) -> tuple[TrainConfig, TrainConfig | None, list[str]]:
     """The options of a run in `run`: unset ones from its record, all normalised; refused when a
     run-defining option set differs from the record. Returns (config, the record or None, notes).
 
@@ -178,9 +217,9 @@ def resumed_options(run: Path, options: Options) -> tuple[TrainConfig, TrainConf
     with another seed, data or model would mix two experiments under one name.
     """
     recorded = read_config(run) if (run / CONFIG).is_file() else None
-    config, notes = normalised(inherited(options.config, options.given, recorded))
+    config, notes = assemble_config(options, recorded, labels)
     if recorded is not None:
-        differences = run_defining_differences(normalised(recorded)[0], config)
+        differences = run_defining_differences(recorded, config)
         if differences:
             raise DistillError(
                 "this run directory holds a run with other options (" + "; ".join(differences) + "): "
@@ -347,14 +386,13 @@ def resolve_run(options: Options | TrainConfig) -> ResolvedRun:
     """Settle the run: options, the run directory's record, data, labels, teachers. Writes nothing."""
     if isinstance(options, TrainConfig):
         options = Options.of(options)
-    run = new_run_dir(options.config.validate().output_dir)
-    options = Options(options.config.updated({"output_dir": str(run)}), options.given)
+    run = new_run_dir(options.flags.get("output_dir"))  # only a flag names it (a file's is ignored)
+    options = replace(options, flags={**options.flags, "output_dir": str(run)})
     config, recorded, notes = resumed_options(run, options)
-    config.validate()
     check_settings(config)  # before any data or model is loaded
     data, data_notes = load_run_data_noted(config)
     labels = run_labels(data)
-    config = config.updated({"labels": labels.option()})  # later stages and reruns read this set
+    config = assemble_config(options, recorded, labels)[0]  # the same pass, now with the data's labels
     terms = declared_terms(config)
     teachers = resolve_teachers(config, run, labels, distils(terms))
     student, terms = resolve_students(config, teachers, terms)
