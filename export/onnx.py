@@ -30,10 +30,11 @@ from distill.machine import cpu_info, cpu_name, package_versions
 from distill.perturb import JITTER, REPLACE_RATE, augment
 from distill.run_dir import BASELINE, STUDENT, TEACHER, model_dirs, read_config, resolve_run_dir
 from export import report
+from export.export_types import ONNX_DIR, VARIANTS, EvalData, ExportOptions
 from export.isa import describe as describe_isa
 from export.isa import int8_isa
 from export.openvino_ir import ATTEMPTS as OPENVINO_ATTEMPTS
-from export.pipeline import ONNX_DIR, VARIANTS, EvalData, ExportOptions, ModelExport
+from export.pipeline import ModelExport
 from export.quantize import ATTEMPTS
 from export.validate import FP16_AGREEMENT_FLOOR, FP16_BUDGET_POINTS, INT8_AGREEMENT_FLOOR
 

@@ -10,7 +10,8 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from bench.limits import kernels
-from bench.report import derive, render
+from bench.report import render
+from bench.report_tables import derive
 from tests.test_bench_report import GFLOP, row, summary
 
 LIMITS = {"fp32": 100 * GFLOP, "int8": 400 * GFLOP}

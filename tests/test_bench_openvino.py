@@ -107,7 +107,7 @@ def test_pytorch_bf16_autocast_runs_only_where_bf16_is_native(monkeypatch: pytes
 
 
 def test_bf16_rows_are_held_against_the_bf16_limit() -> None:
-    from bench.report import derive
+    from bench.report_tables import derive
 
     data = summary()
     data["limits"] = {"fp32": 100 * GFLOP, "int8": 400 * GFLOP, "bf16": 200 * GFLOP}

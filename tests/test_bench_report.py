@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.plot import frontier
-from bench.report import JSON, MARKDOWN, PLOT, derive, fmt, render, write_report
+from bench.report import JSON, MARKDOWN, PLOT, render, write_report
+from bench.report_tables import derive, fmt
 
 GFLOP = 1e9
 

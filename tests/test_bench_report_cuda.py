@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bench.report import derive, render
+from bench.report import render
+from bench.report_tables import derive
 from bench.runtimes import BY_NAME
 from bench.summary import stated_on_cuda
 from tests.test_bench_report import row, summary

@@ -29,7 +29,7 @@ from distill.schema import FUNSD_LABELS
 from distill.windows import pad_batch
 from export import onnx as export_cli
 from export import validate
-from export.pipeline import VARIANTS
+from export.export_types import VARIANTS
 
 ONNX_VARIANTS = [v for v in VARIANTS if not v.startswith("openvino")]
 OPENVINO_VARIANTS = [v for v in VARIANTS if v.startswith("openvino")]
@@ -471,7 +471,8 @@ def test_the_gate_counts_agreement_on_words_not_on_special_or_continuation_token
 ) -> None:
     """A candidate that disagrees only where no prediction reads ([CLS], [SEP], continuation
     sub-tokens) agrees on every word and passes; one that moves a fifth of the words fails."""
-    from export.pipeline import ExportOptions, ModelExport
+    from export.export_types import ExportOptions
+    from export.pipeline import ModelExport
 
     data = export_cli.load_eval_data(run, None)
     model = ModelExport("student", run / "student", run, data, ExportOptions(parity_windows=16))
@@ -491,7 +492,8 @@ def test_the_openvino_ladder_tries_nncf_mitigations_in_order_until_the_gate_pass
 ) -> None:
     """The plain NNCF recipe and the ignored scope made to fail the gate: accuracy control runs (for real)
     and is kept; every rung is recorded with what it did."""
-    from export.pipeline import ExportOptions, ModelExport
+    from export.export_types import ExportOptions
+    from export.pipeline import ModelExport
 
     data = export_cli.load_eval_data(run, None)
     model = ModelExport(

@@ -9,8 +9,8 @@ import pytest
 from onnx import TensorProto, helper
 from transformers import PretrainedConfig
 
+from export.export_types import loads_on_cpu
 from export.optimize import optimize
-from export.pipeline import loads_on_cpu
 from tests.test_cuda_standin import _token_model
 
 
