@@ -148,9 +148,13 @@ def recommend(variants: dict[str, dict[str, Any]], int8_budget: float) -> dict[s
     ]
     margin = max([m for m in margins if m is not None], default=LATENCY_TIE)
     cpu, why, table = choose_cpu(candidates, margin)
-    int8 = variants.get("int8")
-    if cpu is None and int8 is not None:
-        cpu, why = "int8", "the only CPU variant exported, and it fails its gate (outside the F1 budget)"
+    if cpu is None:
+        # A fallback never serves what failed its check: with no gated variant and no full-precision
+        # one exported, nothing is recommended (predict then serves the run's PyTorch student).
+        failed = [
+            f"{c.name} fails its gate ({c.why_not_gated or 'not gated'})" for c in candidates if not c.gated
+        ]
+        why = "no CPU variant to recommend: " + ("; ".join(failed) if failed else "none exported")
     if cpu in ("int8", "openvino", "openvino-int8"):
         test = variants[cpu].get("delta_f1_points")
         gate = variants[cpu].get("gate") or {}

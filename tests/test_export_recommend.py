@@ -112,10 +112,23 @@ def test_the_margin_is_the_measured_noise() -> None:
     assert choose_cpu(much, margin=2.5)[0] == "fp32"  # 3.3x < 3.5x
 
 
-def test_no_gated_variant_keeps_an_int8_only_export_flagged() -> None:
+def test_an_int8_that_failed_its_gate_is_never_recommended() -> None:
+    """Issue 30, defect 1: with no gated variant, the old fallback recommended the failed int8."""
     picked = recommend({"int8": fig((5.0, 1.0), meets_budget=False, gate=None)}, 1.0)
-    assert picked["recommended_cpu"] == "int8" and "fails its gate" in picked["recommended_cpu_reason"]
+    assert picked["recommended_cpu"] is None
+    assert "int8 fails its gate (outside the F1 budget)" in picked["recommended_cpu_reason"]
+    both = {"int8": fig((5.0, 1.0), gate=False), "openvino-int8": fig((4.0, 1.0), gate=False)}
+    picked = recommend(both, 1.0)
+    assert picked["recommended_cpu"] is None
+    reason = picked["recommended_cpu_reason"]
+    assert "int8 fails its gate (loses 3.00" in reason and "openvino-int8 fails its gate" in reason
+    assert "the only CPU variant" not in reason
     assert recommend({}, 1.0)["recommended_cpu"] is None
+
+
+def test_with_a_failed_int8_the_full_precision_variant_is_recommended() -> None:
+    picked = recommend({"fp32": fig((20.0, 5.0)), "int8": fig((5.0, 1.0), gate=False)}, 1.0)
+    assert picked["recommended_cpu"] == "fp32" and "int8 fails its gate" in picked["recommended_cpu_reason"]
 
 
 def test_rounding_noise_in_the_batch_is_not_batch_sensitivity() -> None:
