@@ -77,3 +77,39 @@ def test_enlarged_ocr_gives_boxes_in_the_page_pixels() -> None:
     found, _ = ocr_words(image, OcrOptions(scale=2.5, image_dpi=96))
     hits = [t for t in truth if any(w.text == t.text and fits(w.box, t.box, SLACK) for w in found)]
     assert len(hits) >= 0.9 * len(truth), [(w.text, w.box) for w in found]
+
+
+def test_tesseract_runs_one_thread_even_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 29: `--workers 1` read pages in-process with Tesseract's default OpenMP threads (4.4x
+    slower on 2 cores). The tesseract program's own threads are counted while it reads."""
+    import threading
+    import time
+
+    import psutil
+
+    monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
+    image, _ = render_page(random_lines(0, lines=20))
+    image = image.resize((image.width * 2, image.height * 2))  # long enough to be seen running
+    counts: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        me = psutil.Process()
+        while not done.is_set():
+            for child in me.children(recursive=True):
+                try:
+                    if child.name() == "tesseract":
+                        counts.append(child.num_threads())
+                except psutil.Error:
+                    pass
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        ocr_words(image, OcrOptions())
+    finally:
+        done.set()
+        watcher.join()
+    assert counts, "the tesseract process was never seen running"
+    assert max(counts) == 1, f"tesseract ran with up to {max(counts)} threads"

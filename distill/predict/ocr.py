@@ -73,6 +73,7 @@ def ocr_words(image: Any, options: OcrOptions, dpi: int | None = None) -> tuple[
     `dpi`: the resolution a PDF page was rendered at; for an image, its file's own, else
     `options.image_dpi`. Images are enlarged by `options.scale` first (not PDF pages: `dpi` is theirs).
     """
+    single_threaded()  # in every path: Tesseract's OpenMP threads fight each other (4.4x on 2 cores)
     pytesseract = _pytesseract()
     scale = 1.0
     if dpi is None:
@@ -116,8 +117,17 @@ def ocr_words(image: Any, options: OcrOptions, dpi: int | None = None) -> tuple[
 
 
 def single_threaded() -> None:
-    """One OpenMP thread per Tesseract: with `--workers N` the pages run side by side instead.
+    """One OpenMP thread per Tesseract, in this process and the tesseract programs it starts: pages
+    run side by side in `--workers` processes instead (a user's own OMP_THREAD_LIMIT is kept).
 
     Tesseract's own threads help one page a little and fight each other across parallel pages.
     """
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+
+def available_cores() -> int:
+    """The cores this process may run on: the default number of OCR workers."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)

@@ -30,7 +30,14 @@ from distill.console import quiet_library_noise
 from distill.errors import DistillError
 from distill.labels import tag_type
 from distill.metrics import score_tags
-from distill.predict.ocr import OcrOptions, OcrWord, check_tesseract, ocr_words, single_threaded
+from distill.predict.ocr import (
+    OcrOptions,
+    OcrWord,
+    available_cores,
+    check_tesseract,
+    ocr_words,
+    single_threaded,
+)
 from distill.predict.ocr_align import WordAgreement, match_words, project_tags, word_agreement
 from distill.predict.pages import PageInput, PageJob, fill_from_ocr
 from distill.schema import LABELS
@@ -312,7 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[1.0],
         help="enlarge images this much before OCR; several values: one OCR reading (and report row) each",
     )
-    parser.add_argument("--workers", type=int, default=1, help="OCR processes side by side")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=available_cores(),
+        help="OCR processes side by side, one Tesseract thread each (default: the cores)",
+    )
     parser.add_argument("--forms", type=int, default=None, help="only the first N test forms (default: all)")
     return parser
 
