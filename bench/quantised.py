@@ -1,6 +1,6 @@
 """What an ONNX model really runs in int8: read from its graph, not from the recipe's name.
 
-The share of FLOPs a row runs in int8 decides which limit it is held against (bench/report.py),
+The share of FLOPs a row runs in int8 decides which limit it is held against (bench/report_tables.py, limit_mix),
 and recipes differ in what they quantise: optimum's (every MatMul of the unfused graph,
 `MatMulConstBOnly` off) runs attention's two activation products Q.K^T and A.V in int8 too; the
 fused graph's QAttention quantises the QKV projection but keeps those products in fp32; the

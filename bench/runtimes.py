@@ -62,7 +62,7 @@ RUNTIMES: tuple[Runtime, ...] = (
         students_only=True,
     ),
     # OpenVINO's float precision is the CPU plugin's default (bf16 where native): each row's `float_precision`
-    # says which, and its limit follows it (bench/report.py limit_mix).
+    # says which, and its limit follows it (bench/report_tables.py limit_mix).
     Runtime("ov", "OpenVINO, CPU default precision", "openvino", "cpu", variant="openvino"),
     Runtime("ov-int8", "OpenVINO int8 (NNCF)", "openvino", "cpu", variant="openvino-int8", limit="int8"),
     Runtime(
