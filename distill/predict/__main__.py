@@ -15,7 +15,7 @@ from typing import Any
 
 from distill.console import quiet_library_noise
 from distill.errors import DistillError
-from distill.predict.ocr import available_cores
+from distill.predict.ocr import add_workers_option
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -64,12 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="give the model each word's own box instead of its segment's (default: as the model was trained)",
     )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=available_cores(),
-        help="OCR processes running side by side, one Tesseract thread each (default: the cores)",
-    )
+    add_workers_option(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="windows per model call")
     parser.add_argument(
         "--pages-per-step", type=int, default=16, help="pages whose windows share the model's batches"

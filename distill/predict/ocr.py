@@ -8,6 +8,7 @@ also gets the index of its Tesseract line (block, paragraph and line number): th
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 from dataclasses import dataclass
@@ -131,3 +132,13 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def add_workers_option(parser: argparse.ArgumentParser) -> None:
+    """--workers, the same in every command that runs OCR."""
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=available_cores(),
+        help="OCR processes side by side, one Tesseract thread each; the default is the machine's cores",
+    )

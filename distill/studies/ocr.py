@@ -33,7 +33,7 @@ from distill.metrics import score_tags
 from distill.predict.ocr import (
     OcrOptions,
     OcrWord,
-    available_cores,
+    add_workers_option,
     check_tesseract,
     ocr_words,
     single_threaded,
@@ -319,12 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[1.0],
         help="enlarge images this much before OCR; several values: one OCR reading (and report row) each",
     )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=available_cores(),
-        help="OCR processes side by side, one Tesseract thread each (default: the cores)",
-    )
+    add_workers_option(parser)
     parser.add_argument("--forms", type=int, default=None, help="only the first N test forms (default: all)")
     return parser
 
