@@ -92,10 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: rerun the same command (with the same --output-dir) to resume", file=sys.stderr)
         return 130
     if is_main_process():  # one summary per launch, not one per DDP rank
-        from distill.run_dir import METRICS, read_config, read_json
+        from distill.run_dir import METRICS, read_json
         from distill.training.report import TRAINING_REPORT
 
-        report = Path(read_config(run).report_dir) / TRAINING_REPORT
+        report = Path(options.config.report_dir) / TRAINING_REPORT
         print("\n" + training_summary(read_json(run / METRICS), run, report))
     return 0
 
