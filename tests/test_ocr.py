@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -113,3 +114,15 @@ def test_tesseract_runs_one_thread_even_in_this_process(monkeypatch: pytest.Monk
         watcher.join()
     assert counts, "the tesseract process was never seen running"
     assert max(counts) == 1, f"tesseract ran with up to {max(counts)} threads"
+    # The limit is the tesseract program's alone: left in this process's environment, it reached every
+    # later training subprocess of the suite.
+    assert "OMP_THREAD_LIMIT" not in os.environ
+
+
+def test_a_users_own_thread_limit_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from distill.predict.ocr import one_tesseract_thread
+
+    monkeypatch.setenv("OMP_THREAD_LIMIT", "2")
+    with one_tesseract_thread():
+        assert os.environ["OMP_THREAD_LIMIT"] == "2"
+    assert os.environ["OMP_THREAD_LIMIT"] == "2"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +76,6 @@ def ocr_words(image: Any, options: OcrOptions, dpi: int | None = None) -> tuple[
     `dpi`: the resolution a PDF page was rendered at; for an image, its file's own, else
     `options.image_dpi`. Images are enlarged by `options.scale` first (not PDF pages: `dpi` is theirs).
     """
-    single_threaded()  # in every path: Tesseract's OpenMP threads fight each other (4.4x on 2 cores)
     pytesseract = _pytesseract()
     scale = 1.0
     if dpi is None:
@@ -87,9 +88,10 @@ def ocr_words(image: Any, options: OcrOptions, dpi: int | None = None) -> tuple[
             dpi = round(dpi * scale) if dpi else None
     config = " ".join(part for part in (f"--dpi {dpi}" if dpi else "", options.config) if part)
     try:
-        data = pytesseract.image_to_data(
-            image, lang=options.lang, config=config, output_type=pytesseract.Output.DICT
-        )
+        with one_tesseract_thread():
+            data = pytesseract.image_to_data(
+                image, lang=options.lang, config=config, output_type=pytesseract.Output.DICT
+            )
     except pytesseract.TesseractNotFoundError as err:
         raise DistillError(f"the tesseract program was not found on PATH: {INSTALL_HINT}") from err
     except pytesseract.TesseractError as err:
@@ -117,13 +119,23 @@ def ocr_words(image: Any, options: OcrOptions, dpi: int | None = None) -> tuple[
     return words, below
 
 
-def single_threaded() -> None:
-    """One OpenMP thread per Tesseract, in this process and the tesseract programs it starts: pages
-    run side by side in `--workers` processes instead (a user's own OMP_THREAD_LIMIT is kept).
+@contextmanager
+def one_tesseract_thread() -> Iterator[None]:
+    """One OpenMP thread for the tesseract programs started inside (a user's own OMP_THREAD_LIMIT is
+    kept); pages run side by side in `--workers` processes instead. Tesseract's own threads help one
+    page a little and fight each other across parallel pages (4.4x slower a page on 2 cores).
 
-    Tesseract's own threads help one page a little and fight each other across parallel pages.
+    Scoped, not set for good: pytesseract starts tesseract with this process's environment, and a
+    limit left behind would reach every program started later, a training run's PyTorch among them.
     """
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    before = os.environ.get("OMP_THREAD_LIMIT")
+    if before is None:
+        os.environ["OMP_THREAD_LIMIT"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("OMP_THREAD_LIMIT", None)
 
 
 def available_cores() -> int:

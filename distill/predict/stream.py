@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from distill.entities import Entity, decode_entities
-from distill.predict.ocr import single_threaded
 from distill.predict.pages import PageInput, PageJob, ReadOptions, read_page
 from distill.predict.predictor import Predictor, WordPrediction
 
@@ -33,7 +32,6 @@ class LabelledPage:
 def _worker_start() -> None:
     # Ctrl-C reaches the whole process group: the parent stops the workers, they must not print tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    single_threaded()
 
 
 class PageReader:

@@ -36,7 +36,6 @@ from distill.predict.ocr import (
     add_workers_option,
     check_tesseract,
     ocr_words,
-    single_threaded,
 )
 from distill.predict.ocr_align import WordAgreement, match_words, project_tags, word_agreement
 from distill.predict.pages import PageInput, PageJob, fill_from_ocr
@@ -84,7 +83,7 @@ def read_forms(data: Path, options: OcrOptions, workers: int, limit: int | None)
         context = multiprocessing.get_context(
             "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         )
-        with context.Pool(workers, initializer=single_threaded) as pool:
+        with context.Pool(workers) as pool:
             read = list(tqdm(pool.imap(_ocr_file, jobs), total=len(jobs), desc="OCR", disable=None))
     else:
         read = [_ocr_file(job) for job in tqdm(jobs, desc="OCR", disable=None)]
