@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from bench.context import Bench
-from bench.runtimes import BY_NAME, Runtime
+from bench.runtimes import BY_NAME, VARIANT_RUNTIME, Runtime
 from distill.predict import Predictor, id2label_list
 from distill.predict.pages import PageJob, ReadOptions, read_page
 from distill.predict.stream import ModelClock, label_pages
@@ -36,7 +36,8 @@ def ocr_runtimes(bench: Bench, model: str) -> list[Runtime]:
     """PyTorch fp32 and the variant the export recommends for a CPU (when there is one)."""
     runtimes = [BY_NAME["torch-fp32"]]
     variant = bench.catalog.manifest.get("models", {}).get(model, {}).get("recommended_cpu")
-    name = f"ort-{variant}" if variant else None
+    # The export's variant names are not the bench's runtime names (openvino-int8 runs as ov-int8).
+    name = VARIANT_RUNTIME.get(variant) if variant else None
     if name in BY_NAME and name != "torch-fp32":
         runtimes.append(BY_NAME[name])
     return runtimes

@@ -49,3 +49,21 @@ def test_the_section_gives_speed_ups_with_and_without_ocr() -> None:
 
 def test_no_ocr_rows_no_section() -> None:
     assert section([], []) == []
+
+
+def test_the_ocr_bench_times_each_recommended_variant_in_its_runtime() -> None:
+    """Issue 30, defect 5: the rows were named `ort-{variant}`, so `openvino-int8` matched nothing and
+    only PyTorch fp32 was timed; every CPU variant the export can recommend must get its runtime."""
+    from types import SimpleNamespace
+
+    from bench.runtimes import BY_NAME, VARIANT_RUNTIME
+    from bench.test_ocr_end_to_end import ocr_runtimes
+    from export.recommend import CPU_ORDER
+
+    for variant in CPU_ORDER:
+        manifest = {"models": {"student": {"recommended_cpu": variant}}}
+        bench = SimpleNamespace(catalog=SimpleNamespace(manifest=manifest))
+        names = [r.name for r in ocr_runtimes(bench, "student")]  # type: ignore[arg-type]
+        assert names == ["torch-fp32", VARIANT_RUNTIME[variant]] and names[1] in BY_NAME, variant
+    nothing = SimpleNamespace(catalog=SimpleNamespace(manifest={"models": {"student": {}}}))
+    assert [r.name for r in ocr_runtimes(nothing, "student")] == ["torch-fp32"]  # type: ignore[arg-type]

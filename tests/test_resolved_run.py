@@ -128,3 +128,13 @@ def test_a_transfer_set_without_distillation_is_said_to_be_ignored_and_recorded_
     assert recorded("P")["transfer_copies"] == 0
     assert metrics["models"]["student"]["distilled"] is False
     assert train(*args) == 0, "the same command resumes the run that recorded 0"
+
+
+def test_a_resumed_run_says_its_finished_teacher_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 30, defect 9: the students said they were kept on resume; the teacher said nothing."""
+    assert train("--output-dir", "K") == 0
+    capsys.readouterr()
+    assert train("--output-dir", "K") == 0
+    err = capsys.readouterr().err
+    assert "teacher: finished earlier in K, kept" in err
+    assert "student: finished earlier in K, kept" in err

@@ -132,6 +132,24 @@ def test_frozen_sinusoid_boxes_stay_as_they_started(tmp_path: Path) -> None:
         run_cli(["-m", "distill.train", *SMALL, "--student-layout", "--freeze-boxes"], cwd=tmp_path)
 
 
+def test_freeze_boxes_leaves_a_built_teachers_fresh_boxes_to_learn(tmp_path: Path) -> None:
+    """Issue 30, defect 6: --freeze-boxes froze a LayoutLMv3 teacher built from a text encoder too, whose
+    box tables start at zero, so it never learnt its layout. Only the student's are frozen."""
+    from distill.config import TrainConfig
+    from distill.run_dir import STUDENT, TEACHER
+    from distill.training.fit import box_parameter_names, set_trainable
+
+    config = TrainConfig(student_layout=True, box_init="sinusoid", freeze_boxes=True)
+    teacher = layoutlmv3_from_text(load_bundle_from(tiny_bert(tmp_path)))
+    set_trainable(teacher, config, TEACHER)
+    boxes = box_parameter_names(teacher.model)
+    assert boxes and all(p.requires_grad for n, p in teacher.model.named_parameters() if n in boxes)
+    student = with_layout(tiny_student(WORDS, FUNSD_LABELS), box_init="sinusoid")
+    set_trainable(student, config, STUDENT)
+    boxes = box_parameter_names(student.model)
+    assert boxes and not any(p.requires_grad for n, p in student.model.named_parameters() if n in boxes)
+
+
 def test_a_bert_family_student_from_config_trains_through_the_same_command(tmp_path: Path) -> None:
     student = tiny_bert(tmp_path)
     run_cli(["-m", "distill.train", *SMALL, "--student", str(student), "--output-dir", "run"], cwd=tmp_path)

@@ -7,13 +7,17 @@ after that is recorded in its line and counted; `strict` makes it fatal (and no 
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
+from types import SimpleNamespace
 
 from tqdm.auto import tqdm
 
 from distill.errors import DistillError
+from distill.hardware import position_limit
 from distill.predict.loading import Serving, load_predictor, serving
 from distill.predict.ocr import OcrOptions, check_tesseract
 from distill.predict.output import json_lines, page_record
@@ -46,14 +50,41 @@ class StrictStop(DistillError):
     """A page failed under --strict."""
 
 
+def model_positions(model_dir: Path) -> int | None:
+    """Sub-tokens one window of this model may hold, from the config.json beside it (None: unknown)."""
+    file = model_dir / "config.json"
+    if not file.is_file():
+        return None
+    try:
+        values = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DistillError(f"not valid JSON: {err}", file) from err
+    return position_limit(SimpleNamespace(**values)) if isinstance(values, dict) else None
+
+
+def check_settings(options: PredictOptions, served: Serving, max_length: int, stride: int) -> None:
+    """What would fail only after pages were read (or at the very end, for --output) is refused first."""
+    if options.output is not None and Path(options.output).is_dir():
+        raise DistillError("--output names a directory: give the JSON lines file to write", options.output)
+    if stride < 0:
+        raise DistillError(f"--stride must not be negative, got {stride}")
+    if stride >= max_length:
+        raise DistillError(f"--stride ({stride}) must be smaller than --max-length ({max_length})")
+    limit = model_positions(served.path)
+    if limit is not None and max_length > limit:
+        raise DistillError(
+            f"--max-length {max_length} is beyond the {limit} positions this model has: give at most {limit}",
+            served.path,
+        )
+
+
 def predict_files(options: PredictOptions, log: object = sys.stderr) -> Totals:
     listing = list_pages(options.inputs)
     served = serving(options.model)
     word_boxes = served.word_boxes if options.word_boxes is None else options.word_boxes
     max_length = options.max_length or served.max_length
     stride = served.stride if options.stride is None else options.stride
-    if stride >= max_length:
-        raise DistillError(f"--stride ({stride}) must be smaller than --max-length ({max_length})")
+    check_settings(options, served, max_length, stride)
     ocr = OcrOptions(options.lang, options.min_conf, scale=options.ocr_scale, image_dpi=options.image_dpi)
     engine = f"Tesseract {check_tesseract(options.lang)}" if listing.needs_ocr else None
     read = ReadOptions(ocr=ocr, dpi=options.dpi, word_boxes=word_boxes)
@@ -68,7 +99,8 @@ def predict_files(options: PredictOptions, log: object = sys.stderr) -> Totals:
         totals.settings = plan[1]
         clock = ModelClock()
         started = time.perf_counter()
-        with json_lines(options.output) as write:
+        # Under --strict nothing is written unless every page passes: stdout is held back too.
+        with json_lines(options.output, hold=options.strict) as write:
             results = label_pages(predictor, reader.read(listing.jobs), options.pages_per_step, clock)
             for result in tqdm(results, total=len(listing.jobs), desc="pages", unit="page", disable=None):
                 totals.add(result)

@@ -1,4 +1,5 @@
-"""One JSON line per page, to a file that appears whole or not at all (or to stdout, line by line).
+"""One JSON line per page, to a file that appears whole or not at all (or to stdout: line by line, or all at
+the end under --strict).
 
 A line: the source file, the page (1-based), the page size in pixels, its words (text, 0..1000 box,
 label, score), its entities as `Predictor.predict_form` gives them (label, text, word span, score,
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,8 +40,16 @@ def page_record(result: LabelledPage) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def json_lines(path: str | Path | None) -> Iterator[Callable[[dict[str, Any]], None]]:
-    """A `write(record)` function: into `path` atomically (renamed in when the block ends), else stdout."""
+def json_lines(path: str | Path | None, hold: bool = False) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A `write(record)` function: into `path` atomically (renamed in when the block ends), else stdout,
+    line by line, or with `hold` only once the block ends normally (--strict: all or nothing)."""
+    if path is None and hold:
+        held: list[str] = []
+        yield lambda record: held.append(json.dumps(record, ensure_ascii=False))
+        for line in held:
+            print(line)
+        sys.stdout.flush()
+        return
     if path is None:
         yield lambda record: print(json.dumps(record, ensure_ascii=False), flush=True)
         return

@@ -21,6 +21,7 @@ from distill.errors import DistillError
 from distill.machine import is_main_process
 from distill.models import Bundle
 from distill.predict import model_input_names
+from distill.run_dir import TEACHER
 from distill.terms.declared import PLAIN, LossTerm, describe, is_layer_term, is_plain, uses
 from distill.terms.label_losses import balanced_weights, class_weights_record, tag_counts
 from distill.terms.layers import attach_layer_projections
@@ -127,6 +128,15 @@ def freeze_box_embeddings(model: torch.nn.Module) -> None:
             parameter.requires_grad_(False)
 
 
+def set_trainable(bundle: Bundle, config: TrainConfig, name: str) -> None:
+    """Freeze what this model must not train: what no gradient reaches, and under --freeze-boxes a
+    student's added box embeddings. A teacher's added boxes start at zero (layoutlmv3_from_text):
+    frozen, they would stay zero and the teacher would never read its layout."""
+    freeze_gradient_free(bundle.model)
+    if config.freeze_boxes and bundle.fresh_boxes and name != TEACHER:
+        freeze_box_embeddings(bundle.model)
+
+
 def optimizer_with_box_lr(trainer: Trainer, box_lr: float) -> torch.optim.Optimizer:
     """The Trainer's AdamW (same decay rule, betas, eps), with the box embeddings (and a built
     LayoutLMv3's spatial attention bias) at `box_lr`.
@@ -230,9 +240,7 @@ def fit(
             f"{name}: layer-to-layer distillation runs the teacher in the loss; none given", run
         )
     checkpoints = run / CHECKPOINTS / name
-    freeze_gradient_free(bundle.model)
-    if config.freeze_boxes and bundle.fresh_boxes:
-        freeze_box_embeddings(bundle.model)
+    set_trainable(bundle, config, name)
     args = training_arguments(config, checkpoints, learning_rate, epochs)
     student_inputs = model_input_names(bundle.model)
     # The fields only the teacher reads (its boxes, its page image) travel in the batch to the loss.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,10 @@ def teacher_stage(run: ResolvedRun, metrics: RunMetrics) -> list[Bundle]:
         return [train_teacher(run, metrics)]
     teachers = list(run.teachers.bundles)
     main = is_main_process()
+    if (
+        source == "run" and main
+    ):  # reused, not retrained: said as the students say it (stages/common.finished)
+        print(f"{TEACHER}: finished earlier in {run.dir}, kept", file=sys.stderr, flush=True)
     if source == "dir" and main and Path(run.teachers.paths[0]).resolve() != (run.dir / TEACHER).resolve():
         teachers[0].save(run.dir / TEACHER)  # the run keeps the teacher its students learnt from
     if main and teachers and TEACHER not in metrics.models:
