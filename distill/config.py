@@ -24,6 +24,9 @@ TOKEN_LOSSES = ("ce", "balanced", "focal", "balanced-focal")  # --teacher-loss
 FEATURE_LOSSES = ("cosine", "mse")  # --feature-loss
 HIDDEN_LOSSES = ("mse", "cosine")  # --hidden-loss
 BOX_INITS = ("zero", "sinusoid", "random")  # --box-init
+TRANSFER_CANDIDATES = ("neighbours", "random")  # --transfer-candidates
+TRANSFER_STEPS = ("grow", "same")  # --transfer-steps
+MAX_COPIES = 30  # --transfer-copies: TinyBERT's largest
 
 
 @dataclass
@@ -49,6 +52,20 @@ class TrainConfig:
             "help": "score on this many training forms held out (for tuning) instead of the test split"
         },
     )
+    validation_forms: int = field(
+        default=0,
+        metadata={
+            "help": "hold this many training forms out of training to choose the epoch on (with "
+            "--patience); the scored split stays the test split (or --holdout-forms)"
+        },
+    )
+    patience: int = field(
+        default=0,
+        metadata={
+            "help": "with --validation-forms: stop a model once this many epochs in a row bring no better "
+            "validation entity F1, and keep its best epoch (--epochs: the ceiling; 0: train every epoch)"
+        },
+    )
     max_words: int = field(default=120, metadata={"help": "synthetic source: most words in one form"})
     labels: str = field(
         default="",
@@ -71,7 +88,14 @@ class TrainConfig:
         metadata={
             "help": f"student: hub id, local directory, or '{TINY}' (any encoder); teacher:N (e.g. "
             "teacher:6) builds it from the fine-tuned teacher's embeddings, classifier and N of its "
-            "layers evenly spaced (0, 2, ..., 10 for 6 of 12), teacher:0,3,6,9 from those layers"
+            "layers (see --teacher-layer-choice), teacher:0,3,6,9 from those layers"
+        },
+    )
+    teacher_layer_choice: str = field(
+        default="bottom",
+        metadata={
+            "help": "which N layers teacher:N keeps: bottom (every other from the bottom: 0, 2, ..., 10 of "
+            "12), top (every other ending with the top: 1, 3, ..., 11) or top-heavy (0, 7, 8, ..., 11)"
         },
     )
     student_image: bool = field(
@@ -178,7 +202,8 @@ class TrainConfig:
         default=0.0,
         metadata={
             "help": "layer-to-layer distillation (students sharing the teacher's tokenizer): weight of each "
-            "hidden-state match, student layer m <-> teacher layer m * L_T / L_S and the embeddings (0: off)"
+            "hidden-state match, student layer m <-> teacher layer m * L_T / L_S and the embeddings; a teacher:N "
+            "student's layer m <-> the teacher state its copied layer produces (0: off)"
         },
     )
     hidden_loss: str = field(default="mse", metadata={"help": "hidden-state match distance: mse or cosine"})
@@ -192,9 +217,48 @@ class TrainConfig:
     transfer_copies: int = field(
         default=0,
         metadata={
-            "help": "teacher-labelled transfer set: this many augmented copies of each training form "
-            "(segments shuffled, words replaced, boxes jittered) join the distilled student's data, at "
-            "the same number of optimiser steps as the baseline (0: off)"
+            "help": f"teacher-labelled transfer set: this many augmented copies (at most {MAX_COPIES}) of "
+            "each training form join the distilled student's data (segments shuffled, words replaced, "
+            "boxes jittered; distill/training/transfer_set.py; 0: off)"
+        },
+    )
+    transfer_replace: float = field(
+        default=0.4, metadata={"help": "transfer set: probability that a word is replaced (TinyBERT's 0.4)"}
+    )
+    transfer_candidates: str = field(
+        default="neighbours",
+        metadata={
+            "help": "transfer set: a replaced word becomes one of its nearest neighbours in the teacher's "
+            "input embeddings (numbers: the same shape), or random (any training word)"
+        },
+    )
+    transfer_hard_tags: bool = field(
+        default=False,
+        metadata={
+            "help": "transfer set: a replaced word keeps its tag as a hard label (off: it learns the "
+            "teacher's targets only); with --alpha 0, the control: plain fine-tuning on the copies"
+        },
+    )
+    transfer_ocr: str = field(
+        default="",
+        metadata={
+            "help": "transfer set: also Tesseract's reading of each training page at these scales, "
+            "comma-separated (e.g. 1,2: as is and enlarged x2), labelled by the teacher; the input "
+            "distill.predict sees on scans (empty: none)"
+        },
+    )
+    transfer_steps: str = field(
+        default="grow",
+        metadata={
+            "help": "transfer set: grow (each copy adds steps: epochs over all the windows) or same (the "
+            "baseline's step count: a copy displaces a real form)"
+        },
+    )
+    teacher_targets_from: str = field(
+        default="export",
+        metadata={
+            "help": "who computes a reused teacher's targets: export (its run's recommended, gated CPU "
+            "variant, through distill.predict, where one exists; else PyTorch) or pytorch"
         },
     )
     baseline: bool = field(
@@ -269,8 +333,13 @@ class TrainConfig:
             raise DistillError(
                 f"--feature-loss must be one of {', '.join(FEATURE_LOSSES)}, got {self.feature_loss!r}"
             )
-        if self.feature_weight < 0 or self.transfer_copies < 0:
-            raise DistillError("--feature-weight and --transfer-copies cannot be negative")
+        if self.feature_weight < 0:
+            raise DistillError("--feature-weight cannot be negative")
+        if self.validation_forms < 0 or self.patience < 0:
+            raise DistillError("--validation-forms and --patience cannot be negative")
+        if self.patience and not self.validation_forms:
+            raise DistillError("--patience needs --validation-forms: the forms it chooses the epoch on")
+        validate_transfer_options(self)
         validate_student_options(self)
         if self.teacher_loss not in TOKEN_LOSSES:
             raise DistillError(
@@ -283,9 +352,47 @@ class TrainConfig:
         return self
 
 
+def validate_transfer_options(config: TrainConfig) -> None:
+    if not 0 <= config.transfer_copies <= MAX_COPIES:
+        raise DistillError(f"--transfer-copies must be within 0..{MAX_COPIES}, got {config.transfer_copies}")
+    if not 0.0 <= config.transfer_replace <= 1.0:
+        raise DistillError(f"--transfer-replace must be within 0..1, got {config.transfer_replace}")
+    if config.transfer_candidates not in TRANSFER_CANDIDATES:
+        raise DistillError(
+            f"--transfer-candidates must be one of {', '.join(TRANSFER_CANDIDATES)}, "
+            f"got {config.transfer_candidates!r}"
+        )
+    try:
+        scales = ocr_scales(config.transfer_ocr)
+    except ValueError:
+        scales = [0.0]
+    if any(s <= 0 for s in scales):
+        raise DistillError(
+            f"--transfer-ocr takes positive scales, comma-separated, got {config.transfer_ocr!r}"
+        )
+    if config.teacher_targets_from not in ("export", "pytorch"):
+        raise DistillError(
+            f"--teacher-targets-from must be export or pytorch, got {config.teacher_targets_from!r}"
+        )
+    if config.transfer_steps not in TRANSFER_STEPS:
+        raise DistillError(
+            f"--transfer-steps must be one of {', '.join(TRANSFER_STEPS)}, got {config.transfer_steps!r}"
+        )
+
+
+def ocr_scales(text: str) -> list[float]:
+    """--transfer-ocr's scales: "1,2" -> [1.0, 2.0]; empty: none."""
+    return [float(part) for part in text.split(",") if part.strip()]
+
+
 def validate_student_options(config: TrainConfig) -> None:
     """teacher:N and layer-to-layer options (their logic: distill/student_spec.py, distill/terms/layers.py)."""
-    from distill.student_spec import is_teacher_spec, parse_spec
+    from distill.student_spec import LAYER_CHOICES, is_teacher_spec, parse_spec
+
+    if config.teacher_layer_choice not in LAYER_CHOICES:
+        raise DistillError(
+            f"--teacher-layer-choice must be one of {', '.join(LAYER_CHOICES)}, got {config.teacher_layer_choice!r}"
+        )
 
     if config.hidden_weight < 0 or config.attention_weight < 0:
         raise DistillError("--hidden-weight and --attention-weight cannot be negative")

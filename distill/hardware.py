@@ -100,3 +100,15 @@ def bf16_refusal(capability: str, flags: Iterable[str]) -> str | None:
         f"this CPU has no native bfloat16 (no {' or '.join(X86_BF16_FLAGS)} flag; PyTorch CPU "
         f"capability {capability}): bf16 would be emulated, many times slower than fp32"
     )
+
+
+ISA_LEVELS = ("amx_bf16", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")  # best first
+
+
+def isa_name(flags: Iterable[str] | None = None) -> str:
+    """The CPU's highest vector ISA of ISA_LEVELS (else its machine name): what OpenVINO's and ONNX
+    Runtime's kernels, and so an exported model's outputs, depend on."""
+    import platform
+
+    found = set(cpu_flags() if flags is None else flags)
+    return next((level for level in ISA_LEVELS if level in found), platform.machine() or "unknown")

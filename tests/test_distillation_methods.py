@@ -25,7 +25,7 @@ from distill.training.pipeline import run_training
 from distill.training.stages.common import encode_split
 from distill.training.teacher_targets import CACHE_DIR, cache_key, cached_targets
 from distill.training.trainer import DistillationTrainer
-from distill.training.transfer_set import transfer_set
+from distill.training.transfer_set import TransferRecipe, transfer_set
 
 SMALL = {**PRESETS["quickstart"], "synthetic_forms": 16, "max_words": 60, "report_dir": ""}
 
@@ -264,7 +264,8 @@ def test_transfer_set_is_built_from_training_forms_only(tmp_path: Path) -> None:
     config = small_config(tmp_path, holdout_forms=3)
     data = load_run_data(config)
     train, held_out = data["train"], data["test"]
-    copies = transfer_set(train, copies=2, seed=0)
+    # The old recipe (random training words, tags kept): every word of a copy is a training word.
+    copies = transfer_set(train, TransferRecipe(2, 0.15, "random", True, "grow"), seed=0).forms
     assert len(copies) == 2 * len(train)
     train_ids = set(train["id"])
     assert {i.split("#aug")[0] for i in copies["id"]} == train_ids
@@ -279,23 +280,57 @@ def test_transfer_set_is_built_from_training_forms_only(tmp_path: Path) -> None:
     assert any(a["tokens"] != b["tokens"] for a, b in zip(copies, train, strict=False)), "it perturbs"
 
 
-def test_transfer_set_trains_the_distilled_student_at_the_baselines_step_count(
-    text_teacher_run: Path, tmp_path: Path
+@pytest.mark.parametrize("steps", ["grow", "same"])
+def test_the_step_count_grows_with_the_transfer_set_unless_asked_to_stay(
+    text_teacher_run: Path, tmp_path: Path, steps: str
 ) -> None:
+    """Issue 28: a copy adds to the training (grow, the default) instead of displacing a real form."""
     run = tmp_path / "transfer"
     config = small_config(
         tmp_path,
         stage="student",
         teacher_dir=str(text_teacher_run / "teacher"),
         transfer_copies=2,
+        transfer_steps=steps,
         epochs=2,
         output_dir=str(run),
     )
     run_training(config)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["transfer_set"]["forms"] == 2 * metrics["train_forms"]
-    steps = {name: metrics["models"][name]["train_steps"] for name in ("student", "student-baseline")}
-    assert abs(steps["student"] - steps["student-baseline"]) <= 1, steps
+    assert metrics["transfer_set"]["steps"] == steps and metrics["transfer_set"]["candidates"] == "neighbours"
+    steps_taken = {name: metrics["models"][name]["train_steps"] for name in ("student", "student-baseline")}
+    if steps == "same":
+        assert abs(steps_taken["student"] - steps_taken["student-baseline"]) <= 1, steps_taken
+    else:  # 1 + N times the windows, within a batch's rounding per epoch
+        ratio = steps_taken["student"] / steps_taken["student-baseline"]
+        assert 2.5 <= ratio <= 3.5, steps_taken
+
+
+def test_no_held_out_form_reaches_the_students_windows(text_teacher_run: Path, tmp_path: Path) -> None:
+    """The windows themselves: no window of a held-out form is inside any training window."""
+    from distill.models import load_bundle
+    from distill.training.resolve import resolve_run
+    from distill.training.stages.common import RunMetrics
+    from distill.training.stages.students import encode_students, with_transfer_set
+
+    teacher = str(text_teacher_run / "teacher")
+    config = small_config(tmp_path, stage="student", teacher_dir=teacher, holdout_forms=3, transfer_copies=3,
+                          transfer_replace=0.2, output_dir=str(tmp_path / "run"))  # fmt: skip
+    run = resolve_run(config)
+    bundle = load_bundle(teacher)
+    transfer = with_transfer_set(run, [bundle], RunMetrics(run))
+    windows = encode_students(run, bundle, None, transfer, None)[True]
+    assert len(windows) > len(run.train)
+    trained = [f" {' '.join(map(str, w['input_ids'][1:-1]))} " for w in windows]
+    held = encode_split(bundle.encoder(config.max_length, config.stride), run.test)
+    assert held
+    for window in held:
+        body = f" {' '.join(map(str, window['input_ids'][1:-1]))} "
+        assert not any(body in text for text in trained), "a held-out form's window is in the training"
+    # The check can fail: a training form's own window is found among them.
+    own = encode_split(bundle.encoder(config.max_length, config.stride), run.train.select([0]))[0]
+    assert any(f" {' '.join(map(str, own['input_ids'][1:-1]))} " in text for text in trained)
 
 
 def test_train_seconds_add_up_over_resumed_segments(

@@ -23,6 +23,7 @@ PARSERS: dict[str, str] = {
     "distill.predict": "distill.predict.__main__",
     "distill.studies.funsd": "distill.studies.funsd",
     "distill.studies.ocr": "distill.studies.ocr",
+    "distill.studies.ocr_tuning": "distill.studies.ocr_tuning",
 }
 FENCE = re.compile(r"```[a-z]*\n(.*?)```", re.S)
 

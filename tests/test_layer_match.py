@@ -98,16 +98,17 @@ def test_layer_terms_are_off_at_weight_zero_and_change_the_student_otherwise(
     assert tomllib.loads(config_text)["hidden_weight"] == 1.0
     # config.toml records the mapped terms too, as comments: one TextBrewer-style table per pair.
     assert (
-        '#   { layer_T = 2, layer_S = 1, feature = "hidden", loss = "hidden_mse", weight = 1.0 },'
+        '#   { layer_T = 1, layer_S = 1, feature = "hidden", loss = "hidden_mse", weight = 1.0 },'
         in config_text
     )
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["distillation"]["hidden_weight"] == 1.0
     matches = metrics["models"]["student"]["intermediate_matches"]
-    assert [(m["layer_S"], m["layer_T"]) for m in matches] == [(0, 0), (1, 2)]
+    # teacher:1 of 2 layers copied layer 0: its state 1 is matched to the state layer 0 produces (aligned).
+    assert [(m["layer_S"], m["layer_T"]) for m in matches] == [(0, 0), (1, 1)]
     assert {m["loss"] for m in matches} == {"hidden_mse"} and all(m["proj"] is None for m in matches)
     terms = [t for t in metrics["distillation"]["terms"] if t["term"] == "hidden_states"]
-    assert [(t["layer_S"], t["layer_T"], t["weight"]) for t in terms] == [(0, 0, 1.0), (1, 2, 1.0)]
+    assert [(t["layer_S"], t["layer_T"], t["weight"]) for t in terms] == [(0, 0, 1.0), (1, 1, 1.0)]
 
 
 def shared_tokenizer_models(tmp_path: Path) -> tuple[Path, Path]:
@@ -134,6 +135,8 @@ def test_a_narrower_student_sharing_the_tokenizer_matches_through_a_projection_d
     run_cli(["-m", "distill.train", *args], cwd=tmp_path)
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())["models"]["student"]
     assert {tuple(m["proj"]) for m in record["intermediate_matches"]} == {("linear", 16, 32)}
+    # Its config.toml, layer tables with their projections as comments, reads back as the run's options.
+    assert TrainConfig.read(tmp_path / "run" / "config.toml").hidden_weight == 1.0
     saved = load_file(tmp_path / "run" / "student" / "model.safetensors")
     assert not any("distill_" in key for key in saved)
     assert json.loads((tmp_path / "run" / "student" / "config.json").read_text())["hidden_size"] == 16

@@ -28,7 +28,12 @@ def _source_options(config: TrainConfig) -> dict:
 def describe_run_data(config: TrainConfig) -> str:
     """One line naming a run's data and the split it is scored on."""
     split = f"{config.holdout_forms} held-out training forms" if config.holdout_forms else "the test split"
-    return f"{describe_source(config.data, **_source_options(config))}, scored on {split}"
+    validation = (
+        f", {config.validation_forms} training forms held out to choose the epoch"
+        if config.validation_forms
+        else ""
+    )
+    return f"{describe_source(config.data, **_source_options(config))}, scored on {split}{validation}"
 
 
 def run_labels(data: datasets.DatasetDict) -> LabelSet:
@@ -55,21 +60,35 @@ def load_run_data_noted(config: TrainConfig) -> tuple[datasets.DatasetDict, list
         notes.append(
             f"note: {repaired} I- tag(s) without a B- before them were repaired to B- (seqeval reads them so)"
         )
-    data = _held_out(data, config)
+    data = _validation(_held_out(data, config), config)
     return data, [n.removeprefix("note:").strip() for n in notes]
 
 
-def _held_out(data: datasets.DatasetDict, config: TrainConfig) -> datasets.DatasetDict:
-    if config.holdout_forms <= 0:
+def _split_off(
+    data: datasets.DatasetDict, forms: int, option: str, name: str, seed: int
+) -> datasets.DatasetDict:
+    """`forms` training forms moved out of the training split into split `name`.
+
+    The draw is fixed (`seed`, never the run's), so runs tuned or stopped on the same forms compare like
+    for like; --holdout-forms and --validation-forms draw with different seeds.
+    """
+    if forms <= 0:
         return data
     train = data["train"]
-    if config.holdout_forms >= len(train):
-        raise DistillError(
-            f"--holdout-forms ({config.holdout_forms}) must be fewer than the {len(train)} training forms"
-        )
-    # The same held-out forms whatever the run's seed, so runs tuned on them compare like for like.
-    split = train.train_test_split(test_size=config.holdout_forms, seed=0, shuffle=True)
-    return datasets.DatasetDict(train=split["train"], test=split["test"])
+    if forms >= len(train):
+        raise DistillError(f"{option} ({forms}) must be fewer than the {len(train)} training forms")
+    split = train.train_test_split(test_size=forms, seed=seed, shuffle=True)
+    return datasets.DatasetDict({**data, "train": split["train"], name: split["test"]})
+
+
+def _held_out(data: datasets.DatasetDict, config: TrainConfig) -> datasets.DatasetDict:
+    """--holdout-forms: training forms scored instead of the test split (for tuning)."""
+    return _split_off(data, config.holdout_forms, "--holdout-forms", "test", seed=0)
+
+
+def _validation(data: datasets.DatasetDict, config: TrainConfig) -> datasets.DatasetDict:
+    """--validation-forms: training forms no model trains on, to choose the epoch by (early stopping)."""
+    return _split_off(data, config.validation_forms, "--validation-forms", "validation", seed=1)
 
 
 def count_empty_forms(data: datasets.DatasetDict) -> dict[str, int]:

@@ -70,11 +70,14 @@ def _ocr_file(args: tuple[Path, OcrOptions]) -> tuple[list[OcrWord], tuple[int, 
     return words, page.size, time.perf_counter() - started
 
 
-def read_forms(data: Path, options: OcrOptions, workers: int, limit: int | None) -> list[ScannedForm]:
-    """The test split's gold words (both box modes) and Tesseract's reading of each image."""
+def read_forms(
+    data: Path, options: OcrOptions, workers: int, limit: int | None, split_dir: str = TEST_DIR
+) -> list[ScannedForm]:
+    """A split's gold words (both box modes) and Tesseract's reading of each image (the test split's
+    by default; the OCR tuning reads the training split's, distill/studies/ocr_tuning.py)."""
     from distill.data.funsd import read_funsd_split
 
-    split = data / TEST_DIR
+    split = data / split_dir
     words, _ = read_funsd_split(split, word_boxes=True)
     segments, _ = read_funsd_split(split, word_boxes=False)
     words, segments = words[:limit], segments[:limit]

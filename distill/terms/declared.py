@@ -167,9 +167,11 @@ def is_layer_term(term: LossTerm) -> bool:
     return term.kind.layered
 
 
-def mapped_terms(terms: Sequence[LossTerm], student: Any, teacher: Any) -> tuple[LossTerm, ...]:
-    """The layer terms as one term per matched layer pair (layer_match.intermediate_matches), given
-    the two models' configs or Shapes; the other terms as they are."""
+def mapped_terms(
+    terms: Sequence[LossTerm], student: Any, teacher: Any, copied: Sequence[int] | None = None
+) -> tuple[LossTerm, ...]:
+    """The layer terms as one term per matched layer pair (layers.intermediate_matches), given the two
+    models' configs or Shapes (and a `teacher:N` student's copied layers); the other terms as they are."""
     weights = {t.settings["feature"]: t for t in terms if is_layer_term(t)}
     if not weights:
         return tuple(terms)
@@ -180,6 +182,7 @@ def mapped_terms(terms: Sequence[LossTerm], student: Any, teacher: Any) -> tuple
         hidden.weight if hidden else 0.0,
         hidden.settings["loss"].removeprefix("hidden_") if hidden else "mse",
         attention.weight if attention else 0.0,
+        copied,
     )
     layered = [
         LossTerm("hidden_states" if m.feature == "hidden" else "attentions", m.weight,

@@ -5,7 +5,11 @@ BERT-base teacher too), their positions line up, so more than the output can be 
 
 - hidden states (TinyBERT): student hidden state m <-> teacher hidden state round(m * L_T / L_S),
   m = 0..L_S, where 0 is the embeddings' output; through a learned linear projection where the widths
-  differ (scaffolding on the student while it trains, removed before it is saved);
+  differ (scaffolding on the student while it trains, removed before it is saved). A `teacher:N`
+  student is aligned instead: its layer m holds the weights of teacher layer c_m (the layers it
+  copied), so its state m is matched to the state that layer produces, teacher state c_m + 1, and its
+  embeddings (the teacher's own) to teacher state 0. Before training, the embeddings' and the first
+  copied layer's terms are then zero; the uniform map would compare the first with a later state;
 - attention distributions of the last layer (MiniLM): KL(teacher || student) per head, per query row.
 
 Each matched layer is one term of the student's declared loss (distill/terms/declared.py: `hidden_states`,
@@ -100,20 +104,31 @@ def intermediate_matches(
     hidden_weight: float,
     hidden_loss: str = "mse",
     attention_weight: float = 0.0,
+    copied: Sequence[int] | None = None,
 ) -> list[Match]:
-    """The layer pairs matched (configs or Shapes of the two models); none at weight 0."""
+    """The layer pairs matched (configs or Shapes of the two models); none at weight 0.
+
+    `copied`: the teacher layers a `teacher:N` student was built from, in order (the aligned map);
+    None for any other student (the uniform map).
+    """
     if hidden_loss not in HIDDEN_LOSSES:
         raise DistillError(f"--hidden-loss must be one of {', '.join(HIDDEN_LOSSES)}, got {hidden_loss!r}")
     s_layers, t_layers = layer_count(student_config), layer_count(teacher_config)
     s_width, t_width = width(student_config), width(teacher_config)
     proj = ["linear", s_width, t_width] if s_width != t_width else None
     matches: list[Match] = []
+    if copied is not None and len(copied) != s_layers:
+        raise DistillError(f"a student of {s_layers} layers cannot have copied {len(copied)} teacher layers")
     if hidden_weight > 0:
         for m in range(s_layers + 1):
-            t = int(m * t_layers / s_layers + 0.5)
+            if copied is None:
+                t = int(m * t_layers / s_layers + 0.5)
+            else:  # state m is the output of copied layer m - 1 (hidden states count the embeddings)
+                t = 0 if m == 0 else copied[m - 1] + 1
             matches.append(Match(t, m, "hidden", f"hidden_{hidden_loss}", hidden_weight, proj))
     if attention_weight > 0:
-        matches.append(Match(t_layers - 1, s_layers - 1, "attention", "attention_kl", attention_weight))
+        top = t_layers - 1 if copied is None else copied[-1]
+        matches.append(Match(top, s_layers - 1, "attention", "attention_kl", attention_weight))
     return matches
 
 

@@ -27,6 +27,7 @@ from distill.terms.label_losses import balanced_weights, class_weights_record, t
 from distill.terms.layers import attach_layer_projections
 from distill.terms.word_vectors import attach_projection
 from distill.training.attention_bias import learn_attention_bias
+from distill.training.early_stopping import EarlyStopping
 from distill.training.trainer import DistillationTrainer, WindowCollator, WindowDataset
 
 CHECKPOINTS = "checkpoints"
@@ -72,6 +73,7 @@ class FitResult:
     class_weights: dict[str, Any] | None = (
         None  # a balanced loss's per-tag weights (distill/terms/label_losses.py)
     )
+    early_stopping: dict[str, Any] | None = None  # the validation F1 per epoch (early_stopping.py)
 
 
 def last_complete_checkpoint(directory: Path) -> Path | None:
@@ -220,6 +222,7 @@ def fit(
     terms: Sequence[LossTerm] = PLAIN,
     box_lr: float = 0.0,
     teacher: Bundle | None = None,
+    stopper: EarlyStopping | None = None,
 ) -> FitResult:
     """Train `bundle.model` in place on `windows`; resume from this run's last checkpoint if any.
 
@@ -230,6 +233,7 @@ def fit(
     trains; the caller removes it (detach_projection) before saving. `teacher`: the frozen teacher,
     run in the loss where a term reads its hidden states or attentions (distill/terms/layers.py).
     `box_lr` > 0 trains box embeddings this project added (`bundle.fresh_boxes`) at that rate.
+    `stopper`: stop once validation F1 stops improving, and end with the best epoch's weights.
     """
     cached = uses(terms, "teacher_logits")
     if cached and windows and "teacher_logits" not in windows[0]:
@@ -281,8 +285,12 @@ def fit(
         )
     clock = ElapsedTime(elapsed_before(resume))
     trainer.add_callback(clock)
+    if stopper is not None:
+        trainer.add_callback(stopper)
     output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = clock.total()
+    if stopper is not None:
+        stopper.restore_best(bundle.model)
     # Every rank finishes its last checkpoint before rank 0 may delete the checkpoints.
     trainer.accelerator.wait_for_everyone()
     return FitResult(
@@ -293,4 +301,5 @@ def fit(
         class_weights=class_weights_record(weights, bundle.model.config.id2label)
         if weights is not None
         else None,
+        early_stopping=stopper.record() if stopper is not None else None,
     )

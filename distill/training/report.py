@@ -114,13 +114,7 @@ def distillation_lines(metrics: dict[str, Any]) -> list[str]:
             if any("layer_S" in t for t in d.get("terms", []))
             else "on labelled words. "
         )
-        + (
-            f"Transfer set: {transfer['copies']} teacher-labelled augmented copies of each training form "
-            f"({transfer['forms']} forms) join the distilled student's data, at the baseline's number of "
-            "optimiser steps. "
-            if transfer and d.get("transfer_copies")
-            else ""
-        )
+        + (transfer_sentence(transfer) if transfer else "")
         + f"Teacher targets cached once in {metrics.get('teacher_cache_seconds', 0):.1f} s.",
     ]
     student, base = (
@@ -136,3 +130,34 @@ def distillation_lines(metrics: dict[str, Any]) -> list[str]:
             f"{base['train_seconds']:.1f} s ({100 * overhead:+.0f}%)."
         )
     return lines
+
+
+def transfer_sentence(transfer: dict[str, Any]) -> str:
+    """What training.md says of the transfer set (metrics.json's `transfer_set`)."""
+    words = {
+        "neighbours": "nearest neighbours in the teacher's word embeddings",
+        "random": "random training words",
+    }
+    steps = (
+        "the baseline's number of optimiser steps"
+        if transfer.get("steps") == "same"
+        else "more optimiser steps (each copy adds its own)"
+    )
+    changed = transfer.get("changed_words")
+    views = (
+        f", and Tesseract's reading of each training page at scale {transfer['ocr']}"
+        if transfer.get("ocr")
+        else ""
+    )
+    return (
+        f"Transfer set: {transfer['copies']} teacher-labelled augmented copies of each training form{views} "
+        f"({transfer['forms']} forms) join the distilled student's data, at {steps}; a word is replaced "
+        f"with probability {transfer.get('replace', 0.15)} by one of its "
+        f"{words.get(transfer.get('candidates', 'random'), 'candidates')} (numbers by the same shape)"
+        + (f", {100 * changed:.1f}% of the copies' words changed" if changed is not None else "")
+        + (
+            "; changed words keep their tags. "
+            if transfer.get("hard_tags")
+            else "; changed words keep no hard tag. "
+        )
+    )

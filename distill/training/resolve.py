@@ -36,6 +36,7 @@ from distill.errors import DistillError
 from distill.labels import LabelSet, check_model_labels
 from distill.machine import is_main_process
 from distill.models import Bundle, load_bundle
+from distill.predict.ocr import check_tesseract
 from distill.run_dir import CONFIG, TEACHER, new_run_dir, read_config
 from distill.student_spec import is_teacher_spec, parse_spec
 from distill.terms.declared import (
@@ -136,12 +137,15 @@ def normalisation(config: TrainConfig) -> tuple[dict[str, Any], list[str]]:
     changes["student"] = normal_path(config.student)
     members = [normal_path(d.strip()) for d in config.teacher_dir.split(",") if d.strip()]
     changes["teacher_dir"] = ",".join(members)
-    if config.transfer_copies and not distils(declared_terms(config)):
+    transfer = config.transfer_copies or config.transfer_ocr.strip()
+    if transfer and not config.transfer_hard_tags and not distils(declared_terms(config)):
         notes.append(
             f"--transfer-copies {config.transfer_copies} ignored: the student does not distil "
-            "(--alpha 0 and --feature-weight 0), so no teacher labels a transfer set; recorded as 0"
+            "(--alpha 0 and --feature-weight 0), so no teacher labels a transfer set, and without "
+            "--transfer-hard-tags (the control) its changed words would teach nothing; recorded as 0"
         )
         changes["transfer_copies"] = 0
+        changes["transfer_ocr"] = ""
     return changes, notes
 
 
@@ -333,8 +337,11 @@ def resolve_students(
     else:
         teacher, teacher_name = shape_of(config.teacher), config.teacher
     if from_teacher:  # the teacher's own tokenizer: layer matching always lines up
-        chosen = tuple(parse_spec(config.student).chosen(teacher.num_hidden_layers))
-        return StudentPlan(chosen), mapped_terms(terms, Shape(len(chosen), teacher.hidden_size), teacher)
+        chosen = tuple(
+            parse_spec(config.student).chosen(teacher.num_hidden_layers, config.teacher_layer_choice)
+        )
+        student = Shape(len(chosen), teacher.hidden_size)
+        return StudentPlan(chosen), mapped_terms(terms, student, teacher, copied=chosen)
     loaded = teachers.bundles[0].tokenizer if teachers.bundles else None
     check_tokenizers(config.student, teacher_name, loaded)
     return StudentPlan(), mapped_terms(terms, shape_of(config.student), teacher)
@@ -369,6 +376,11 @@ class ResolvedRun:
         return self.data["test"]
 
     @property
+    def validation(self) -> datasets.Dataset | None:
+        """--validation-forms: training forms held out of every model's training, to choose epochs."""
+        return self.data["validation"] if "validation" in self.data else None
+
+    @property
     def train_words(self) -> list[str]:
         """Every training word (the tiny preset trains its tokenizers on them)."""
         return [w for form in self.train["tokens"] for w in form]
@@ -390,11 +402,15 @@ def resolve_run(options: Options | TrainConfig) -> ResolvedRun:
     options = replace(options, flags={**options.flags, "output_dir": str(run)})
     config, recorded, notes = resumed_options(run, options)
     check_settings(config)  # before any data or model is loaded
+    if config.transfer_ocr.strip():
+        check_tesseract("eng")  # the OCR views need it: said now, not after the teacher has trained
     data, data_notes = load_run_data_noted(config)
     labels = run_labels(data)
     config = assemble_config(options, recorded, labels)[0]  # the same pass, now with the data's labels
     terms = declared_terms(config)
-    teachers = resolve_teachers(config, run, labels, distils(terms))
+    # The transfer set's word candidates are the teacher's own embeddings, for the control too.
+    neighbours = config.transfer_copies > 0 and config.transfer_candidates == "neighbours"
+    teachers = resolve_teachers(config, run, labels, distils(terms) or neighbours)
     student, terms = resolve_students(config, teachers, terms)
     if is_main_process():  # what the run will do differently from what was asked, and why
         for note in [*notes, *data_notes]:
@@ -431,7 +447,9 @@ def _inline(record: Mapping[str, Any]) -> str:
     """A TOML inline table (tomli_w writes no inline tables on their own); None as TOML has none: omitted."""
     import tomli_w
 
-    return "{ " + ", ".join(tomli_w.dumps({k: v}).strip() for k, v in record.items() if v is not None) + " }"
+    # tomli_w writes an array over several lines: joined, so the table stays on its one comment line.
+    pairs = (" ".join(tomli_w.dumps({k: v}).split()) for k, v in record.items() if v is not None)
+    return "{ " + ", ".join(pairs).replace("[ ", "[").replace(", ]", "]") + " }"
 
 
 def record_run(run: ResolvedRun, main: bool) -> None:

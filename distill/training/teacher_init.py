@@ -8,10 +8,12 @@ teacher, none is left at an initialiser). So it keeps the teacher's 2-D embeddin
 (optionally) image patches, uses its tokenizer and processor, and saves as a plain Hugging Face
 directory that loads, exports and predicts like any model.
 
-Spacing: N of L layers are taken at round(i * L / N), i = 0..N-1: 0, 2, 4, ..., 10 for 6 of 12 --
-DistilBERT's choice, which keeps the bottom layer (the one that reads the embeddings as they are) and
-spreads the rest evenly; the copied top layer then feeds the classifier a representation from one
-layer below the teacher's last, which fine-tuning closes quickly. `teacher:0,3,6,9` gives the list.
+Spacing (--teacher-layer-choice, distill/student_spec.py: spaced): by default N of L layers are taken at
+round(i * L / N), i = 0..N-1: 0, 2, 4, ..., 10 for 6 of 12 -- DistilBERT's choice, which keeps the bottom
+layer (the one that reads the embeddings as they are) and spreads the rest evenly; the copied top layer
+then feeds the classifier a representation from one layer below the teacher's last. `top` ends with the
+teacher's top layer instead, `top-heavy` keeps the bottom one and the top N - 1. `teacher:0,3,6,9` gives
+the list.
 """
 
 from __future__ import annotations
@@ -80,7 +82,9 @@ def student_uses_image(teacher: Bundle, want_image: bool) -> bool:
     return want_image and takes_image(teacher.model.config)
 
 
-def teacher_student(spec_text: str, teacher: Bundle, image: bool = False) -> tuple[Bundle, list[int]]:
+def teacher_student(
+    spec_text: str, teacher: Bundle, image: bool = False, choice: str = "bottom"
+) -> tuple[Bundle, list[int]]:
     """The student `spec_text` describes, built from `teacher`; returns it and the teacher layers it kept.
 
     `image`: a LayoutLMv3 student keeps the teacher's image path (patch embedding, its position
@@ -90,7 +94,7 @@ def teacher_student(spec_text: str, teacher: Bundle, image: bool = False) -> tup
     model = teacher.model
     if getattr(model.config, "model_type", "") == "ensemble":
         raise DistillError("teacher:N needs one teacher, not an ensemble (--teacher-dir A,B)")
-    chosen = spec.chosen(model.config.num_hidden_layers)
+    chosen = spec.chosen(model.config.num_hidden_layers, choice)
     keep_image = student_uses_image(teacher, image)
     config = student_config(model, len(chosen), keep_image)
     student = type(model)(config)

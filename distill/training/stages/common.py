@@ -10,6 +10,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from distill import atomic
@@ -21,7 +22,8 @@ from distill.models import Bundle
 from distill.run_dir import METRICS, dir_size, read_json
 from distill.terms.declared import LossTerm
 from distill.terms.word_vectors import detach_projection
-from distill.training.fit import FitResult, clear_checkpoints, fit
+from distill.training.early_stopping import EarlyStopping
+from distill.training.fit import CHECKPOINTS, FitResult, clear_checkpoints, fit
 from distill.training.report import write_training_report
 from distill.training.resolve import ResolvedRun
 from distill.training.teacher_targets import ensemble_targets, word_targets
@@ -35,14 +37,17 @@ def encode_split(
     split: datasets.Dataset,
     word_targets: list[np.ndarray] | None = None,
     desc: str = "encoding",
+    tags: Sequence[Sequence[int]] | None = None,
 ) -> list[dict[str, np.ndarray]]:
-    """Every window of every form, labelled (and with teacher targets when given)."""
+    """Every window of every form, labelled (and with teacher targets when given).
+
+    `tags`: per form, the labels to learn instead of its ner_tags (-100 where a word has none).
+    """
     windows: list[dict[str, np.ndarray]] = []
     for i, form in enumerate(tqdm(split, desc=desc, leave=False)):
         targets = word_targets[i] if word_targets is not None else None
-        windows.extend(
-            encoder.encode_form(form["tokens"], form["bboxes"], form["image"], form["ner_tags"], targets)
-        )
+        labels = tags[i] if tags is not None else form["ner_tags"]
+        windows.extend(encoder.encode_form(form["tokens"], form["bboxes"], form["image"], labels, targets))
     return windows
 
 
@@ -81,6 +86,8 @@ def model_record(
         )
         if fit_result.resumed_from:
             record["resumed_from"] = Path(fit_result.resumed_from).name
+        if fit_result.early_stopping is not None:
+            record["early_stopping"] = fit_result.early_stopping
     return record
 
 
@@ -110,12 +117,28 @@ def train_and_save(
 
     `teacher`: the frozen teacher, for terms that run it in the loss (layer-to-layer distillation).
     """
-    result = fit(bundle, windows, run.config, run.dir, name, lr, epochs, terms, run.config.box_lr, teacher)
+    stopper = early_stopping(run, name, bundle)
+    result = fit(
+        bundle, windows, run.config, run.dir, name, lr, epochs, terms, run.config.box_lr, teacher, stopper
+    )
     detach_projection(bundle.model)  # the feature and layer projections are training scaffolding
     if is_main_process():
         bundle.save(run.dir / name)
         clear_checkpoints(run.dir, name)
     return result
+
+
+def early_stopping(run: ResolvedRun, name: str, bundle: Bundle) -> EarlyStopping | None:
+    """With --validation-forms and --patience: the callback that scores them after each epoch."""
+    validation = run.validation
+    if validation is None or run.config.patience <= 0:
+        return None
+
+    def score(model: torch.nn.Module) -> float:
+        logits = word_logits(bundle, validation, run.config, f"validating {name}")
+        return float(score_word_logits(validation["ner_tags"], logits, run.labels)["f1"])
+
+    return EarlyStopping(score, run.config.patience, run.dir / CHECKPOINTS / name, len(validation))
 
 
 def finished(run: ResolvedRun, metrics: RunMetrics, name: str) -> bool:

@@ -16,9 +16,12 @@ import numpy as np
 from transformers import set_seed
 
 from distill.builders import build_student
+from distill.config import ocr_scales
 from distill.errors import DistillError
 from distill.machine import is_main_process
 from distill.models import Bundle
+from distill.predict.ocr import OcrOptions, available_cores
+from distill.predict.ocr_views import ocr_views
 from distill.run_dir import BASELINE, STUDENT, TOKENIZERS
 from distill.terms.declared import PLAIN, LossTerm, distils, intermediate_matches_record, uses
 from distill.training.resolve import ResolvedRun
@@ -34,10 +37,18 @@ from distill.training.stages.common import (
     word_logits,
 )
 from distill.training.teacher_init import teacher_student
-from distill.training.teacher_targets import cached_targets
+from distill.training.teacher_targets import cached_targets, exported_teacher
 from distill.training.tokenizers import training_encoder
-from distill.training.transfer_set import transfer_set
+from distill.training.transfer_set import (
+    TransferRecipe,
+    TransferSet,
+    embedding_neighbours,
+    transfer_set,
+    with_views,
+)
 from distill.windows import takes_image
+
+OCR_CACHE = "ocr-cache"  # Tesseract's reading of each training page, per setting (ocr_views.read_pages)
 
 
 def student_stage(run: ResolvedRun, teachers: Sequence[Bundle], metrics: RunMetrics) -> None:
@@ -46,26 +57,29 @@ def student_stage(run: ResolvedRun, teachers: Sequence[Bundle], metrics: RunMetr
     plans: list[tuple[str, Sequence[LossTerm]]] = [(STUDENT, run.terms)]
     if config.baseline and run.distils:
         plans.append((BASELINE, PLAIN))
-    forms, targets = run.train, None
+    transfer = with_transfer_set(run, teachers, metrics)  # the distilled student's (or the control's)
+    forms = datasets.concatenate_datasets([run.train, transfer.forms]) if transfer else run.train
+    targets = None
     if run.distils:
-        forms = with_transfer_set(run, metrics)
         targets = teacher_targets(run, teachers, forms, metrics)
         check_teacher(run, targets, metrics)
     metrics["distillation"] = distillation_record(run)
-    windows: dict[bool, list[dict]] = {}  # by distilled: the baseline never sees the transfer set
+    windows: dict[bool, list[dict]] = {}  # by whether it sees the transfer set: the baseline never does
     for name, terms in plans:
         if finished(run, metrics, name):
             continue
         distilled = distils(terms)
+        copies = name == STUDENT and transfer is not None
         set_seed(config.seed)  # the same initialisation for the distilled and the baseline student
         student, made = build_run_student(run, teachers)
         if not windows:
-            windows = encode_students(run, student, live_teacher(run, teachers), forms, targets)
-        # The same number of optimiser steps as the baseline, however large the transfer set.
-        epochs = config.epochs * len(windows[False]) / len(windows[distilled])
+            windows = encode_students(run, student, live_teacher(run, teachers), transfer, targets)
+        epochs = config.epochs
+        if copies and config.transfer_steps == "same":  # the baseline's steps: a copy displaces a form
+            epochs = config.epochs * len(windows[False]) / len(windows[True])
         teacher = live_teacher(run, teachers) if distilled else None
         result = train_and_save(
-            run, name, student, windows[distilled], config.student_lr, epochs, terms, teacher
+            run, name, student, windows[copies], config.student_lr, epochs, terms, teacher
         )
         if is_main_process():
             logits = word_logits(student, run.test, config, f"scoring {name}")
@@ -86,7 +100,9 @@ def build_run_student(run: ResolvedRun, teachers: Sequence[Bundle]) -> tuple[Bun
             config.box_init,
         )  # fmt: skip
         return student, {}
-    student, chosen = teacher_student(config.student, teachers[0], config.student_image)
+    student, chosen = teacher_student(
+        config.student, teachers[0], config.student_image, config.teacher_layer_choice
+    )
     return student, {"teacher_layers": chosen, "image": takes_image(student.model.config)}
 
 
@@ -96,13 +112,33 @@ def live_teacher(run: ResolvedRun, teachers: Sequence[Bundle]) -> Bundle | None:
     return teachers[0] if live else None
 
 
-def with_transfer_set(run: ResolvedRun, metrics: RunMetrics) -> datasets.Dataset:
-    """The training forms, and their teacher-labelled augmented copies when the run asks for them."""
-    if run.config.transfer_copies <= 0:
-        return run.train
-    transfer = transfer_set(run.train, run.config.transfer_copies, run.config.seed)
-    metrics["transfer_set"] = {"copies": run.config.transfer_copies, "forms": len(transfer)}
-    return datasets.concatenate_datasets([run.train, transfer])
+def with_transfer_set(
+    run: ResolvedRun, teachers: Sequence[Bundle], metrics: RunMetrics
+) -> TransferSet | None:
+    """The training forms' augmented copies when the run asks for them (see transfer_set.py)."""
+    config = run.config
+    recipe = TransferRecipe.of(config)
+    if not recipe.active:
+        return None
+    neighbours = None
+    if recipe.copies and recipe.candidates == "neighbours":
+        # The teacher's own word embeddings (the first member of an ensemble), for the control too.
+        if not teachers:
+            raise DistillError("--transfer-candidates neighbours needs a teacher: name one, or pass random")
+        neighbours = embedding_neighbours(teachers[0], run.train_words)
+    transfer = transfer_set(run.train, recipe, config.seed, neighbours) if recipe.copies else None
+    for scale in ocr_scales(recipe.ocr):  # the training pages as distill.predict reads a scan
+        views = ocr_views(run.train, OcrOptions(scale=scale), config.word_boxes, workers=available_cores(),
+                          cache=run.dir / OCR_CACHE)  # fmt: skip
+        transfer = with_views(transfer, views, recipe.hard_tags)
+    assert transfer is not None
+    metrics["transfer_set"] = {
+        **recipe.record(),
+        "forms": len(transfer.forms),
+        "changed_words": round(transfer.changed_words / max(1, transfer.words), 4),
+        "neighbours_of": len(neighbours) if neighbours is not None else None,
+    }
+    return transfer
 
 
 def teacher_targets(
@@ -111,7 +147,13 @@ def teacher_targets(
     """The teacher's word targets for `forms`: from the run's cache, or computed once and cached."""
     start = time.perf_counter()
     with_vectors = uses(run.terms, "teacher_vectors")
-    targets, cached = cached_targets(run.dir, teachers, forms, run.config, with_vectors, is_main_process())
+    exported = None
+    if run.config.teacher_targets_from == "export" and run.teachers.source == "dir":
+        exported = exported_teacher(run.teachers.paths, with_vectors)
+    metrics["teacher_targets_from"] = exported.describe() if exported is not None else "pytorch"
+    targets, cached = cached_targets(
+        run.dir, teachers, forms, run.config, with_vectors, is_main_process(), exported
+    )
     if not cached or "teacher_cache_seconds" not in metrics:
         metrics["teacher_cache_seconds"] = round(time.perf_counter() - start, 2)
         # "cache": another run computed them (a study shares one teacher's targets), so their cost
@@ -144,22 +186,23 @@ def encode_students(
     run: ResolvedRun,
     student: Bundle,
     teacher: Bundle | None,
-    forms: datasets.Dataset,
+    transfer: TransferSet | None,
     targets: list[np.ndarray] | None,
 ) -> dict[bool, list[dict]]:
-    """The students' windows, once: the training forms, plus the transfer set for the distilled one.
+    """The students' windows, once: the training forms, plus the transfer set (True) for the student.
 
     `teacher`: the one run in the distilled student's loss; where it reads fields the student does
-    not, the windows are its own (the same tokens), and each model takes its own fields.
+    not, the windows are its own (the same tokens), and each model takes its own fields. A copy's
+    windows carry the tags its student learns: none on a changed word unless --transfer-hard-tags.
     """
     encoder = training_encoder(student, teacher, run.config.max_length, run.config.stride)
     train = len(run.train)
     plain = encode_split(encoder, run.train, targets[:train] if targets else None, desc="encoding (students)")
     windows = {False: plain, True: plain}
-    if len(forms) > train:
+    if transfer is not None:
         extra = targets[train:] if targets is not None else None
-        transfer = forms.select(range(train, len(forms)))
-        windows[True] = plain + encode_split(encoder, transfer, extra, desc="encoding (transfer set)")
+        copies = encode_split(encoder, transfer.forms, extra, "encoding (transfer set)", transfer.hard_tags)
+        windows[True] = plain + copies
     return windows
 
 
@@ -177,5 +220,6 @@ def distillation_record(run: ResolvedRun) -> dict[str, Any]:
         "hidden_loss": config.hidden_loss,
         "attention_weight": config.attention_weight,
         "transfer_copies": config.transfer_copies,
+        "transfer_set": TransferRecipe.of(config).record() if TransferRecipe.of(config).active else None,
         "teacher": (config.teacher_dir or config.teacher) if run.distils else None,
     }
