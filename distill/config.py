@@ -247,6 +247,16 @@ class TrainConfig:
             "distill.predict sees on scans (empty: none)"
         },
     )
+    transfer_schedule: str = field(
+        default="joint",
+        metadata={
+            "help": "joint (every term at once) or two-stage (TinyBERT: the layer-to-layer terms alone for "
+            "--epochs, then the other terms for --prediction-epochs; needs a layer term)"
+        },
+    )
+    prediction_epochs: float = field(
+        default=3.0, metadata={"help": "two-stage schedule: epochs of the second (prediction) stage"}
+    )
     transfer_steps: str = field(
         default="grow",
         metadata={
@@ -373,6 +383,15 @@ def validate_transfer_options(config: TrainConfig) -> None:
     if config.teacher_targets_from not in ("export", "pytorch"):
         raise DistillError(
             f"--teacher-targets-from must be export or pytorch, got {config.teacher_targets_from!r}"
+        )
+    if config.transfer_schedule not in ("joint", "two-stage"):
+        raise DistillError(
+            f"--transfer-schedule must be joint or two-stage, got {config.transfer_schedule!r}"
+        )
+    if config.transfer_schedule == "two-stage" and not (config.hidden_weight or config.attention_weight):
+        raise DistillError(
+            "--transfer-schedule two-stage distils the layers first: give it a layer term "
+            "(--hidden-weight or --attention-weight)"
         )
     if config.transfer_steps not in TRANSFER_STEPS:
         raise DistillError(

@@ -36,6 +36,8 @@ from distill.training.stages.common import (
     train_and_save,
     word_logits,
 )
+from distill.training.stages.two_stage import finish as finish_two_stage
+from distill.training.stages.two_stage import prediction_terms, train_layers_first
 from distill.training.teacher_init import teacher_student
 from distill.training.teacher_targets import cached_targets, exported_teacher
 from distill.training.tokenizers import training_encoder
@@ -78,15 +80,23 @@ def student_stage(run: ResolvedRun, teachers: Sequence[Bundle], metrics: RunMetr
         if copies and config.transfer_steps == "same":  # the baseline's steps: a copy displaces a form
             epochs = config.epochs * len(windows[False]) / len(windows[True])
         teacher = live_teacher(run, teachers) if distilled else None
+        schedule = None
+        if distilled and config.transfer_schedule == "two-stage":  # TinyBERT's: layers, then predictions
+            schedule = train_layers_first(run, name, student, windows[copies], terms, teacher, epochs)
+            terms, epochs, teacher = prediction_terms(terms), config.prediction_epochs, None
         result = train_and_save(
             run, name, student, windows[copies], config.student_lr, epochs, terms, teacher
         )
+        if schedule is not None:
+            finish_two_stage(run, name)
         if is_main_process():
             logits = word_logits(student, run.test, config, f"scoring {name}")
             record = model_record(student, run.dir / name, scores(run, logits), result, "student")
             record.update(distilled=distilled, layout=config.student_layout, base=config.student, **made)
-            if distilled and intermediate_matches_record(terms):
-                record["intermediate_matches"] = intermediate_matches_record(terms)
+            if distilled and intermediate_matches_record(run.terms):
+                record["intermediate_matches"] = intermediate_matches_record(run.terms)
+            if schedule is not None:
+                record["schedule"] = schedule
             metrics.models[name] = record
             metrics.save()
 
