@@ -16,10 +16,10 @@ import numpy as np
 from transformers import set_seed
 
 from distill.builders import build_student
-from distill.config import ocr_scales
 from distill.errors import DistillError
 from distill.machine import is_main_process
 from distill.models import Bundle
+from distill.option_checks import ocr_scales
 from distill.predict.ocr import OcrOptions, available_cores
 from distill.predict.ocr_views import ocr_views
 from distill.run_dir import BASELINE, STUDENT, TOKENIZERS
