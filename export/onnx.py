@@ -14,6 +14,7 @@ import argparse
 import datetime
 import os
 import shlex
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -204,8 +205,33 @@ def gate_copies(
     ]
 
 
-def write_manifest(run: Path, entries: dict[str, Any], header: dict[str, Any]) -> dict[str, Any]:
-    """Merge this export's models into the manifest; entries of models no longer on disk are dropped."""
+def carry_over(previous: Path, staging: Path, exported: Sequence[str]) -> None:
+    """The previous export's other models, hard-linked into the staging copy (copied where links fail):
+    the swap replaces onnx/ whole, and models this export does not redo stand as they were."""
+    if not previous.is_dir():
+        return
+    for item in previous.iterdir():
+        # Hidden names are leftovers of interrupted exports; the manifest is rewritten.
+        if item.name in exported or item.name == MANIFEST or item.name.startswith("."):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, staging / item.name, copy_function=_link_or_copy, symlinks=True)
+        else:
+            _link_or_copy(item, staging / item.name)
+
+
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem, or links not allowed
+        shutil.copy2(src, dst)
+
+
+def write_manifest(
+    run: Path, entries: dict[str, Any], header: dict[str, Any], staging: Path
+) -> dict[str, Any]:
+    """Merge this export's models into the previous manifest, written into the staging copy of onnx/;
+    entries of models not in it are dropped."""
     path = run / ONNX_DIR / MANIFEST
     models: dict[str, Any] = {}
     if path.is_file():
@@ -215,7 +241,7 @@ def write_manifest(run: Path, entries: dict[str, Any], header: dict[str, Any]) -
             models = read_json(path).get("models", {})
         except DistillError:
             models = {}  # a corrupt manifest is rewritten from what this export measured
-    models = {name: entry for name, entry in models.items() if (run / ONNX_DIR / name).is_dir()}
+    models = {name: entry for name, entry in models.items() if (staging / name).is_dir()}
     models.update(entries)
     order = [*MODELS, *sorted(set(models) - set(MODELS))]
     ordered = {name: models[name] for name in order if name in models}
@@ -225,7 +251,7 @@ def write_manifest(run: Path, entries: dict[str, Any], header: dict[str, Any]) -
         for device in ("cpu", "gpu")
     }
     manifest = {**header, "recommended": recommended, "models": ordered}
-    atomic.write_json(path, manifest)
+    atomic.write_json(staging / MANIFEST, manifest)
     return manifest
 
 
@@ -269,10 +295,30 @@ def export_run(args: argparse.Namespace) -> dict[str, Any]:
         opset=args.opset,
     )
     data = load_eval_data(run, args.max_eval_forms, args.gate_forms)
+    # One swap for the whole export: every model and the manifest are built in a staging copy of onnx/
+    # that replaces it at the end, so a failure or Ctrl-C in any model leaves the previous export whole.
+    with atomic.directory(run / ONNX_DIR) as staging:
+        carry_over(run / ONNX_DIR, staging, models)
+        manifest = export_models(run, models, data, options, staging, args)
+    report.write(manifest, Path(args.report_dir))
+    return manifest
+
+
+def export_models(
+    run: Path,
+    models: Sequence[str],
+    data: EvalData,
+    options: ExportOptions,
+    staging: Path,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Export each model into `staging` (the new onnx/) and write its manifest there; returns the manifest."""
     entries = {}
     for name in models:
-        print(f"exporting {name} ({', '.join(variants)})", file=sys.stderr)
-        entries[name] = ModelExport(name, run / name, run, data, options).export()
+        print(f"exporting {name} ({', '.join(options.variants)})", file=sys.stderr)
+        entries[name] = ModelExport(name, run / name, run, data, options).export(staging / name)
+    present = list(model_dirs(run))
+    expected = expected_models(run)
     header = {
         "run": str(run),
         "command": getattr(args, "command", None),
@@ -306,9 +352,7 @@ def export_run(args: argparse.Namespace) -> dict[str, Any]:
     for entry in entries.values():
         # A later export of another model rewrites the header: each model keeps its own conditions.
         entry["exported"] = {k: header[k] for k in ("created", "int8_budget", "eval", "gate", "machine")}
-    manifest = write_manifest(run, entries, header)
-    report.write(manifest, Path(args.report_dir))
-    return manifest
+    return write_manifest(run, entries, header, staging)
 
 
 def expected_models(run: Path) -> list[str]:

@@ -1,9 +1,11 @@
 """Export one model of a run: every variant written, validated against PyTorch, scored, timed.
 
-The model's directory `<run>/onnx/<model>/` is built in a temporary sibling and swapped in whole
-(distill.atomic.directory), so a failed or interrupted export leaves the previous one in place.
-Intermediates that were not asked for (the fp32 graph under an int8-only export, the int8
-attempts that lost) live in a scratch folder that is deleted before the swap.
+The model's directory is built under the export's staging copy of `<run>/onnx/`, which export/onnx.py
+swaps in whole with its manifest (distill.atomic.directory), so a failed or interrupted export leaves
+the previous one in place. Intermediates that were not asked for (the fused graph under an int8-only
+export, the int8 attempts that lost) live in a scratch folder that is deleted before the swap. A
+reduced-precision variant asked for alone keeps fp32 beside it: the recommendation holds it against
+fp32, and a fallback names a file on disk.
 
 ONNX Runtime variants (fp32, fp32-optimized, int8, fp16) and OpenVINO ones (openvino, openvino-int8:
 export/openvino_ir.py) pass the same gates and are served by the same prediction API; the CPU
@@ -22,7 +24,6 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from distill import atomic
 from distill.errors import DistillError
 from distill.labels import check_model_labels
 from distill.models import config_labels, load_bundle
@@ -37,7 +38,7 @@ from export.builds import VariantBuilds
 from export.convert import MODEL_FILE, copy_preprocessing_files, describe, export_fp32
 from export.export_types import ONNX_DIR, VARIANTS, EvalData, ExportOptions, NotBuilt, file_size
 from export.optimize import optimize
-from export.recommend import CPU_ORDER, recommend
+from export.recommend import CPU_ORDER, FULL_PRECISION, recommend
 from export.timing import interleaved, margin
 
 
@@ -210,83 +211,83 @@ class ModelExport(VariantBuilds):
 
     # --- variants --------------------------------------------------------------------------
 
-    def export(self) -> dict[str, Any]:
-        """Build every requested variant into <run>/onnx/<model>/ (atomically); returns the manifest entry."""
-        wanted = [v for v in VARIANTS if v in self.options.variants]
+    def export(self, tmp: Path) -> dict[str, Any]:
+        """Build every requested variant into `tmp` (the model's folder in the export's staging copy of
+        <run>/onnx/, swapped in by the caller); returns the manifest entry."""
+        wanted, reference = wanted_variants(self.options.variants)
         entry: dict[str, Any] = {
             "source": str(self.model_dir.relative_to(self.run)),
             "pytorch": self.pytorch_figures(),
         }
+        if reference:
+            entry["kept_as_reference"] = reference
         variants: dict[str, dict[str, Any]] = {}
-        target = self.run / ONNX_DIR / self.name
-        with atomic.directory(target) as tmp:
-            scratch = Path(tempfile.mkdtemp(dir=tmp, prefix=".scratch-"))
-            try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(dir=tmp, prefix=".scratch-"))
+        try:
 
-                def place(variant: str) -> Path:
-                    """Where a variant is built: its final folder if asked for, else scratch."""
-                    folder = (tmp if variant in wanted else scratch) / variant
-                    folder.mkdir(parents=True, exist_ok=True)
-                    return folder
+            def place(variant: str) -> Path:
+                """Where a variant is built: its final folder if asked for, else scratch."""
+                folder = (tmp if variant in wanted else scratch) / variant
+                folder.mkdir(parents=True, exist_ok=True)
+                return folder
 
-                steps = tqdm(total=len(wanted), desc=f"{self.name} variants", leave=False)
-                fp32_dir = place("fp32")
-                seconds = export_fp32(self.bundle.model, self.model_dir, fp32_dir, self.options.opset)
-                fp32 = {"export_seconds": round(seconds, 3), **describe(fp32_dir / MODEL_FILE)}
-                fp32_backend = OrtBackend(fp32_dir / MODEL_FILE)
-                fp32.update(self.measure_backend(fp32_backend, fp32_dir, "fp32", self.tolerance))
-                self.check_parity("fp32", fp32)
-                if "fp32" in wanted:
-                    variants["fp32"] = fp32
-                    self.keep_cpu("fp32", fp32, fp32_backend)
+            steps = tqdm(total=len(wanted), desc=f"{self.name} variants", leave=False)
+            fp32_dir = place("fp32")
+            seconds = export_fp32(self.bundle.model, self.model_dir, fp32_dir, self.options.opset)
+            fp32 = {"export_seconds": round(seconds, 3), **describe(fp32_dir / MODEL_FILE)}
+            fp32_backend = OrtBackend(fp32_dir / MODEL_FILE)
+            fp32.update(self.measure_backend(fp32_backend, fp32_dir, "fp32", self.tolerance))
+            self.check_parity("fp32", fp32)
+            if "fp32" in wanted:
+                variants["fp32"] = fp32
+                self.keep_cpu("fp32", fp32, fp32_backend)
+                steps.update()
+
+            if any(v in wanted for v in ("fp32-optimized", "int8", "fp16")):
+                opt_dir = place("fp32-optimized")
+                fused, seconds = optimize(
+                    fp32_dir / MODEL_FILE, opt_dir / MODEL_FILE, self.bundle.model.config
+                )
+                copy_preprocessing_files(fp32_dir, opt_dir)
+                opt = {"export_seconds": round(seconds, 3), "fusions": fused}
+                opt_backend = OrtBackend(opt_dir / MODEL_FILE)
+                opt.update(self.measure_backend(opt_backend, opt_dir, "fp32-optimized", self.tolerance))
+                self.check_parity("fp32-optimized", opt)
+                if "fp32-optimized" in wanted:
+                    variants["fp32-optimized"] = opt
+                    self.keep_cpu("fp32-optimized", opt, opt_backend)
                     steps.update()
 
-                if any(v in wanted for v in ("fp32-optimized", "int8", "fp16")):
-                    opt_dir = place("fp32-optimized")
-                    fused, seconds = optimize(
-                        fp32_dir / MODEL_FILE, opt_dir / MODEL_FILE, self.bundle.model.config
-                    )
-                    copy_preprocessing_files(fp32_dir, opt_dir)
-                    opt = {"export_seconds": round(seconds, 3), "fusions": fused}
-                    opt_backend = OrtBackend(opt_dir / MODEL_FILE)
-                    opt.update(self.measure_backend(opt_backend, opt_dir, "fp32-optimized", self.tolerance))
-                    self.check_parity("fp32-optimized", opt)
-                    if "fp32-optimized" in wanted:
-                        variants["fp32-optimized"] = opt
-                        self.keep_cpu("fp32-optimized", opt, opt_backend)
-                        steps.update()
+            if "int8" in wanted:
+                variants["int8"] = self.int8(fp32_dir, opt_dir, tmp / "int8", scratch)
+                steps.update()
 
-                if "int8" in wanted:
-                    variants["int8"] = self.int8(fp32_dir, opt_dir, tmp / "int8", scratch)
+            if "fp16" in wanted:
+                variants["fp16"] = self.fp16(fp32_dir, tmp / "fp16", scratch)
+                steps.update()
+
+            if any(v in wanted for v in ("openvino", "openvino-int8")):
+                ov_dir = place("openvino")
+                variants_ov = self.openvino(fp32_dir, ov_dir)
+                if "openvino" in wanted:
+                    variants["openvino"] = variants_ov
                     steps.update()
-
-                if "fp16" in wanted:
-                    variants["fp16"] = self.fp16(fp32_dir, tmp / "fp16", scratch)
+                if "openvino-int8" in wanted:
+                    try:
+                        variants["openvino-int8"] = self.openvino_int8(
+                            fp32_dir, ov_dir / IR_FILE, tmp / "openvino-int8", scratch
+                        )
+                    except NotBuilt as err:  # the other variants stand: recorded, not fatal
+                        entry["not_built"] = {"openvino-int8": {"error": str(err), "attempts": err.attempts}}
+                        tqdm.write(f"warning: {err}", file=sys.stderr)
                     steps.update()
-
-                if any(v in wanted for v in ("openvino", "openvino-int8")):
-                    ov_dir = place("openvino")
-                    variants_ov = self.openvino(fp32_dir, ov_dir)
-                    if "openvino" in wanted:
-                        variants["openvino"] = variants_ov
-                        steps.update()
-                    if "openvino-int8" in wanted:
-                        try:
-                            variants["openvino-int8"] = self.openvino_int8(
-                                fp32_dir, ov_dir / IR_FILE, tmp / "openvino-int8", scratch
-                            )
-                        except NotBuilt as err:  # the other variants stand: recorded, not fatal
-                            entry["not_built"] = {
-                                "openvino-int8": {"error": str(err), "attempts": err.attempts}
-                            }
-                            tqdm.write(f"warning: {err}", file=sys.stderr)
-                        steps.update()
-                steps.close()
-                # The CPU choice: every variant kept, timed against the others in the same rounds.
-                self.time_cpu_variants(variants)
-            finally:
-                self.cpu_backends.clear()
-                shutil.rmtree(scratch, ignore_errors=True)
+            steps.close()
+            # The CPU choice: every variant kept, timed against the others in the same rounds.
+            self.time_cpu_variants(variants)
+        finally:
+            self.cpu_backends.clear()
+            shutil.rmtree(scratch, ignore_errors=True)
         for variant, figures in variants.items():
             model_file = IR_FILE if variant.startswith("openvino") else MODEL_FILE
             figures["path"] = f"{ONNX_DIR}/{self.name}/{variant}/{model_file}"
@@ -299,3 +300,15 @@ class ModelExport(VariantBuilds):
         if "batch_sensitivity" not in figures:
             figures["batch_sensitivity"] = self.batch_sensitivity(backend)
         self.cpu_backends[variant] = backend
+
+
+def wanted_variants(asked: Sequence[str]) -> tuple[list[str], str | None]:
+    """The variants to write, in VARIANTS order, and the full-precision one added unasked (or None).
+
+    Reduced precision must beat full precision to be recommended (export/recommend.py), and a fallback
+    must name a file that exists: asked without fp32 or fp32-optimized, a reduced variant keeps fp32,
+    the graph it is built from and measured against."""
+    wanted = [v for v in VARIANTS if v in asked]
+    if any(v not in FULL_PRECISION for v in wanted) and not FULL_PRECISION & set(wanted):
+        return ["fp32", *wanted], "fp32"
+    return wanted, None

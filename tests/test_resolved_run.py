@@ -138,3 +138,32 @@ def test_a_resumed_run_says_its_finished_teacher_is_kept(capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert "teacher: finished earlier in K, kept" in err
     assert "student: finished earlier in K, kept" in err
+
+
+def test_the_recorded_box_mode_is_the_one_the_data_had(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 30, defect 4: receipts and dataset directories train on their own boxes but recorded
+    word_boxes = false (so predict gave segment boxes), and --word-boxes on a dataset directory was
+    ignored and recorded as true. predict then serves the mode the data had."""
+    from distill.predict.__main__ import main as predict
+    from tests.rendered_pages import annotated_form
+
+    teacher = ["--stage", "teacher", "--alpha", "0"]
+    assert train("--data", "synthetic-receipts", *teacher, "--output-dir", "R") == 0
+    assert recorded("R")["word_boxes"] is True
+    capsys.readouterr()
+    assert predict(["R/teacher", str(annotated_form(Path("page")))]) == 0
+    assert "boxes: word boxes (each word's own box), as the model was trained" in capsys.readouterr().err
+    make_synthetic(6, 2, max_words=30, seed=1, word_boxes=True).save_to_disk("words")
+    make_synthetic(6, 2, max_words=30, seed=1).save_to_disk("segments")
+    assert train("--data", "words", *teacher, "--output-dir", "W") == 0
+    assert recorded("W")["word_boxes"] is True
+    assert train("--data", "segments", *teacher, "--output-dir", "S") == 0
+    assert recorded("S")["word_boxes"] is False
+    capsys.readouterr()
+    assert train("--data", "segments", *teacher, "--word-boxes", "--output-dir", "X") == 2
+    (said,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert "--word-boxes applies to a FUNSD-layout directory or synthetic forms" in said
+    assert not Path("X").exists()
+    # Where the source builds either kind, the flag decides, as before.
+    assert train(*teacher, "--word-boxes", "--output-dir", "F") == 0
+    assert recorded("F")["word_boxes"] is True

@@ -11,14 +11,15 @@ import sys
 import datasets
 
 from distill.config import TrainConfig
-from distill.data import describe_source, load_source
+from distill.data import builds_word_boxes, describe_source, load_source
 from distill.errors import DistillError
 from distill.labels import LabelSet, data_labels, resolve_labels
 
 
 def _source_options(config: TrainConfig) -> dict:
     return {
-        "word_boxes": config.word_boxes,
+        # A recorded box mode is the data's own where the source has one kind (data_word_boxes): not a request.
+        "word_boxes": config.word_boxes and builds_word_boxes(config.data),
         "synthetic_forms": config.synthetic_forms,
         "max_words": config.max_words,
         "seed": config.seed,

@@ -126,7 +126,11 @@ def describe(
     """What the run is about to do: the model and how it was chosen, its windows and boxes, the pages."""
     encoder = predictor.encoder
     trained = "word boxes" if served.word_boxes else "segment boxes"
-    mode = "each word's own box" if word_boxes else "segment boxes (Tesseract lines; JSON: its segments)"
+    mode = (
+        "word boxes (each word's own box)"
+        if word_boxes
+        else "segment boxes (Tesseract lines; JSON: its segments)"
+    )
     if options.word_boxes is None:
         why = f"as the model was trained ({served.settings_from})"
     else:

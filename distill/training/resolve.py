@@ -30,7 +30,7 @@ import datasets
 
 from distill import atomic
 from distill.config import NOT_RUN_DEFINING, PRESETS, TrainConfig, read_values
-from distill.data import source_kind
+from distill.data import check_word_boxes, data_word_boxes, source_kind
 from distill.data.run_data import load_run_data_noted, run_labels
 from distill.errors import DistillError
 from distill.labels import LabelSet, check_model_labels
@@ -166,13 +166,16 @@ def recorded_values(options: Options, recorded: TrainConfig) -> dict[str, Any]:
 
 
 def assemble_config(
-    options: Options, recorded: TrainConfig | None = None, labels: LabelSet | None = None
+    options: Options,
+    recorded: TrainConfig | None = None,
+    labels: LabelSet | None = None,
+    word_boxes: bool | None = None,
 ) -> tuple[TrainConfig, list[str]]:
     """The run's TrainConfig, built in this one place, in one direction.
 
     Layers in order: the defaults, the preset, the config file, the run directory's record (for
     the run-defining options none of those set), the flags; the result normalised (paths, label
-    spacing); then, once the data is loaded, its labels. Returns the config and notes on options
+    spacing); then, once the data is loaded, its labels and its box mode. Returns the config and notes on options
     that cannot apply.
     """
     values: dict[str, Any] = {**options.preset, **options.file}
@@ -183,6 +186,8 @@ def assemble_config(
     changes, notes = normalisation(config)
     if labels is not None:
         changes["labels"] = labels.option()  # later stages and reruns read this set
+    if word_boxes is not None:
+        changes["word_boxes"] = word_boxes  # the box mode the data had: predict gives the same
     return config.updated(changes).validate(), notes
 
 
@@ -404,9 +409,13 @@ def resolve_run(options: Options | TrainConfig) -> ResolvedRun:
     check_settings(config)  # before any data or model is loaded
     if config.transfer_ocr.strip():
         check_tesseract("eng")  # the OCR views need it: said now, not after the teacher has trained
+    if config.word_boxes and "word_boxes" in options.given:
+        check_word_boxes(config.data)
     data, data_notes = load_run_data_noted(config)
     labels = run_labels(data)
-    config = assemble_config(options, recorded, labels)[0]  # the same pass, now with the data's labels
+    boxes = data_word_boxes(config.data, config.word_boxes, data["train"])
+    # The same pass, now with the data's labels and box mode.
+    config = assemble_config(options, recorded, labels, boxes)[0]
     terms = declared_terms(config)
     # The transfer set's word candidates are the teacher's own embeddings, for the control too.
     neighbours = config.transfer_copies > 0 and config.transfer_candidates == "neighbours"
